@@ -24,8 +24,8 @@ export { byteSize, type DType, fromBf16, toBf16 } from "./lib/backend/dtype.ts";
 export { type HostArray, Tensor } from "./lib/backend/tensor.ts";
 export { LibraryError, loadLibrary } from "./lib/backend/loader.ts";
 export {
-  type Nf4DoubleAbsmax,
   nf4Dequantize,
+  type Nf4DoubleAbsmax,
   nf4DoubleDequantize,
   nf4DoubleQuantize,
   nf4Quantize,

@@ -44,7 +44,10 @@ Deno.test("backend: filled, copy and convert", async () => {
 
 Deno.test("backend: bf16 rounding is round-to-nearest-even, NaN stays NaN", () => {
   // 1 + 2^-8 is halfway between two bf16 values: ties go to the even one (1).
-  assert.deepEqual(toBf16([1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN, Infinity]), new Uint16Array([0x3f80, 0x3f82, 0x7fc0, 0x7f80]));
+  assert.deepEqual(
+    toBf16([1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN, Infinity]),
+    new Uint16Array([0x3f80, 0x3f82, 0x7fc0, 0x7f80]),
+  );
 });
 
 Deno.test("backend: a failing native call throws KernelError with the library's message", async () => {

@@ -76,8 +76,17 @@ export class AdamWState implements Disposable {
     const norm = this.gradNorm();
     this.step++;
     b.check(b.lib.symbols.lorac_adamw_step(
-      b.ctx, this.buffer.ptr, BigInt(this.n), config.lr, config.beta1 ?? 0.9, config.beta2 ?? 0.999,
-      config.eps ?? 1e-8, config.weightDecay ?? 0.01, this.step, this.norm.ptr, config.maxGradNorm ?? 0,
+      b.ctx,
+      this.buffer.ptr,
+      BigInt(this.n),
+      config.lr,
+      config.beta1 ?? 0.9,
+      config.beta2 ?? 0.999,
+      config.eps ?? 1e-8,
+      config.weightDecay ?? 0.01,
+      this.step,
+      this.norm.ptr,
+      config.maxGradNorm ?? 0,
     ));
     return norm;
   }

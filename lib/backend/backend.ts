@@ -7,7 +7,7 @@
  */
 
 import type { LibraryKind } from "../../cuda/build.ts";
-import { byteSize, dtypeCode, type DType } from "./dtype.ts";
+import { byteSize, type DType, dtypeCode } from "./dtype.ts";
 import { LibraryError, loadLibrary } from "./loader.ts";
 import type { KernelLibrary } from "./symbols.ts";
 import { type HostArray, Tensor } from "./tensor.ts";
@@ -151,7 +151,12 @@ export class Backend implements Disposable {
   convert<D extends "f32" | "bf16">(src: Tensor<"f32" | "bf16">, dtype: D): Tensor<D> {
     const out = this.empty(src.shape, dtype);
     this.check(this.lib.symbols.lorac_convert(
-      this.ctx, src.ptr, dtypeCode[src.dtype], out.ptr, dtypeCode[dtype], BigInt(src.numel),
+      this.ctx,
+      src.ptr,
+      dtypeCode[src.dtype],
+      out.ptr,
+      dtypeCode[dtype],
+      BigInt(src.numel),
     ));
     return out;
   }

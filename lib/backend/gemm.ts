@@ -46,8 +46,18 @@ export function nf4Gemm(backend: Backend, x: FloatTensor, w: Nf4Weight, y: Float
   if (Kw !== K) throw new RangeError(`X is [${x.shape}] but W is [${w.packed.shape}]: inner sizes differ`);
   expectShape(y, M, N, "Y");
   backend.check(backend.lib.symbols.lorac_nf4_gemm(
-    backend.ctx, M, N, K, x.ptr, dtypeCode[x.dtype], w.packed.ptr, w.absmax.ptr, w.blocksize,
-    y.ptr, dtypeCode[y.dtype], accumulate ? 1 : 0,
+    backend.ctx,
+    M,
+    N,
+    K,
+    x.ptr,
+    dtypeCode[x.dtype],
+    w.packed.ptr,
+    w.absmax.ptr,
+    w.blocksize,
+    y.ptr,
+    dtypeCode[y.dtype],
+    accumulate ? 1 : 0,
   ));
 }
 
@@ -58,8 +68,18 @@ export function nf4GemmDx(backend: Backend, dy: FloatTensor, w: Nf4Weight, dx: F
   if (Nw !== N) throw new RangeError(`dY is [${dy.shape}] but W is [${w.packed.shape}]: output sizes differ`);
   expectShape(dx, M, K, "dX");
   backend.check(backend.lib.symbols.lorac_nf4_gemm_dx(
-    backend.ctx, M, N, K, dy.ptr, dtypeCode[dy.dtype], w.packed.ptr, w.absmax.ptr, w.blocksize,
-    dx.ptr, dtypeCode[dx.dtype], accumulate ? 1 : 0,
+    backend.ctx,
+    M,
+    N,
+    K,
+    dy.ptr,
+    dtypeCode[dy.dtype],
+    w.packed.ptr,
+    w.absmax.ptr,
+    w.blocksize,
+    dx.ptr,
+    dtypeCode[dx.dtype],
+    accumulate ? 1 : 0,
   ));
 }
 
@@ -89,7 +109,13 @@ export interface GemmOptions {
  * c.toHost(); // Float32Array [7, 10, 15, 22]
  * ```
  */
-export function gemm(backend: Backend, a: FloatTensor, b: FloatTensor, c: FloatTensor, options: GemmOptions = {}): void {
+export function gemm(
+  backend: Backend,
+  a: FloatTensor,
+  b: FloatTensor,
+  c: FloatTensor,
+  options: GemmOptions = {},
+): void {
   const transA = options.transA ?? false;
   const transB = options.transB ?? false;
   const [ar, ac] = dims2(a, "A");
@@ -99,8 +125,22 @@ export function gemm(backend: Backend, a: FloatTensor, b: FloatTensor, c: FloatT
   if (K !== Kb) throw new RangeError(`gemm: op(A) is [${M}, ${K}] but op(B) is [${Kb}, ${N}]`);
   expectShape(c, M, N, "C");
   backend.check(backend.lib.symbols.lorac_gemm(
-    backend.ctx, transA ? 1 : 0, transB ? 1 : 0, M, N, K, options.alpha ?? 1,
-    a.ptr, dtypeCode[a.dtype], ac, b.ptr, dtypeCode[b.dtype], bc, options.beta ?? 0,
-    c.ptr, dtypeCode[c.dtype], N,
+    backend.ctx,
+    transA ? 1 : 0,
+    transB ? 1 : 0,
+    M,
+    N,
+    K,
+    options.alpha ?? 1,
+    a.ptr,
+    dtypeCode[a.dtype],
+    ac,
+    b.ptr,
+    dtypeCode[b.dtype],
+    bc,
+    options.beta ?? 0,
+    c.ptr,
+    dtypeCode[c.dtype],
+    N,
   ));
 }

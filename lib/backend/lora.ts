@@ -46,7 +46,9 @@ function loraDims(x: FloatTensor, lora: LoraAdapter): { M: number; K: number; N:
   if (x.shape.length !== 2 || Ka !== K || rb !== r) {
     throw new RangeError(`LoRA shapes do not fit: X [${x.shape}], A [${lora.A.shape}], B [${lora.B.shape}]`);
   }
-  if (!(lora.dropout >= 0 && lora.dropout < 1)) throw new RangeError(`LoRA dropout must be in [0, 1), got ${lora.dropout}`);
+  if (!(lora.dropout >= 0 && lora.dropout < 1)) {
+    throw new RangeError(`LoRA dropout must be in [0, 1), got ${lora.dropout}`);
+  }
   return { M, K, N, r };
 }
 
@@ -67,14 +69,33 @@ function loraDims(x: FloatTensor, lora: LoraAdapter): { M: number; K: number; N:
  * y.toHost(); // Float32Array [6, 12, 18]
  * ```
  */
-export function loraForward(backend: Backend, x: FloatTensor, lora: LoraAdapter, xa: Tensor<"f32">, y: FloatTensor): void {
+export function loraForward(
+  backend: Backend,
+  x: FloatTensor,
+  lora: LoraAdapter,
+  xa: Tensor<"f32">,
+  y: FloatTensor,
+): void {
   const { M, K, N, r } = loraDims(x, lora);
   if (xa.numel !== M * r || y.numel !== M * N) {
     throw new RangeError(`loraForward: XA must be [${M}, ${r}] and Y [${M}, ${N}], got [${xa.shape}] and [${y.shape}]`);
   }
   backend.check(backend.lib.symbols.lorac_lora_forward(
-    backend.ctx, M, N, K, r, x.ptr, dtypeCode[x.dtype], lora.A.ptr, lora.B.ptr, lora.scale,
-    lora.dropout, lora.seed, xa.ptr, y.ptr, dtypeCode[y.dtype],
+    backend.ctx,
+    M,
+    N,
+    K,
+    r,
+    x.ptr,
+    dtypeCode[x.dtype],
+    lora.A.ptr,
+    lora.B.ptr,
+    lora.scale,
+    lora.dropout,
+    lora.seed,
+    xa.ptr,
+    y.ptr,
+    dtypeCode[y.dtype],
   ));
 }
 
@@ -93,8 +114,24 @@ export function loraBackward(
   }
   if (grads.dx && grads.dx.numel !== M * K) throw new RangeError(`loraBackward: dX must be [${M}, ${K}]`);
   backend.check(backend.lib.symbols.lorac_lora_backward(
-    backend.ctx, M, N, K, r, x.ptr, dtypeCode[x.dtype], lora.A.ptr, lora.B.ptr, lora.scale,
-    lora.dropout, lora.seed, xa.ptr, dy.ptr, dtypeCode[dy.dtype], grads.dA.ptr, grads.dB.ptr,
-    grads.dx?.ptr ?? null, dtypeCode[grads.dx?.dtype ?? "f32"],
+    backend.ctx,
+    M,
+    N,
+    K,
+    r,
+    x.ptr,
+    dtypeCode[x.dtype],
+    lora.A.ptr,
+    lora.B.ptr,
+    lora.scale,
+    lora.dropout,
+    lora.seed,
+    xa.ptr,
+    dy.ptr,
+    dtypeCode[dy.dtype],
+    grads.dA.ptr,
+    grads.dB.ptr,
+    grads.dx?.ptr ?? null,
+    dtypeCode[grads.dx?.dtype ?? "f32"],
   ));
 }

@@ -55,7 +55,13 @@ export function nf4Quantize(backend: Backend, w: Tensor<"f32" | "bf16">, blocksi
   const absmax = backend.empty([Math.ceil(w.numel / blocksize)], "f32");
   try {
     backend.check(backend.lib.symbols.lorac_nf4_quantize(
-      backend.ctx, w.ptr, dtypeCode[w.dtype], BigInt(w.numel), blocksize, packed.ptr, absmax.ptr,
+      backend.ctx,
+      w.ptr,
+      dtypeCode[w.dtype],
+      BigInt(w.numel),
+      blocksize,
+      packed.ptr,
+      absmax.ptr,
     ));
   } catch (e) {
     packed.free();
@@ -83,7 +89,13 @@ export function nf4Dequantize<D extends "f32" | "bf16">(backend: Backend, q: Nf4
   const out = backend.empty(q.packed.shape, dtype);
   try {
     backend.check(backend.lib.symbols.lorac_nf4_dequantize(
-      backend.ctx, q.packed.ptr, q.absmax.ptr, BigInt(q.packed.numel), q.blocksize, out.ptr, dtypeCode[dtype],
+      backend.ctx,
+      q.packed.ptr,
+      q.absmax.ptr,
+      BigInt(q.packed.numel),
+      q.blocksize,
+      out.ptr,
+      dtypeCode[dtype],
     ));
   } catch (e) {
     out.free();
@@ -110,7 +122,12 @@ export function nf4DoubleQuantize(backend: Backend, absmax: Tensor<"f32">): Nf4D
   };
   try {
     backend.check(backend.lib.symbols.lorac_nf4_double_quantize(
-      backend.ctx, absmax.ptr, BigInt(n), qabsmax.ptr, absmax2.ptr, offset.ptr,
+      backend.ctx,
+      absmax.ptr,
+      BigInt(n),
+      qabsmax.ptr,
+      absmax2.ptr,
+      offset.ptr,
     ));
   } catch (e) {
     result[Symbol.dispose]();
@@ -125,7 +142,12 @@ export function nf4DoubleDequantize(backend: Backend, dq: Nf4DoubleAbsmax): Tens
   const out = backend.empty([n], "f32");
   try {
     backend.check(backend.lib.symbols.lorac_nf4_double_dequantize(
-      backend.ctx, dq.qabsmax.ptr, dq.absmax2.ptr, dq.offset.ptr, BigInt(n), out.ptr,
+      backend.ctx,
+      dq.qabsmax.ptr,
+      dq.absmax2.ptr,
+      dq.offset.ptr,
+      BigInt(n),
+      out.ptr,
     ));
   } catch (e) {
     out.free();
