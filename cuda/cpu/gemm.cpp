@@ -207,22 +207,38 @@ struct Scratch {
   Buffer a, b, tmp, ws;
 };
 
+// The block size at most `most` (a multiple of `align`) that cuts `total`
+// into the fewest, most even pieces: K = 576 runs as 3 x 192, not 256 + 256 + 64.
+static int64_t balanced(int64_t total, int64_t most, int64_t align) {
+  const int64_t pieces = std::max<int64_t>(1, (total + most - 1) / most);
+  return std::min(most, round_up((total + pieces - 1) / pieces, align));
+}
+
+// The cache blocks of one thread's tile of rows x cols x K.
+struct Blocks {
+  int64_t mc, kc, nc;
+};
+
+static Blocks blocks_for(const GemmKernel &kern, int64_t rows, int64_t cols, int64_t K) {
+  return {balanced(rows, kern.mc, kern.mr), balanced(K, kern.kc, 2), balanced(cols, kern.nc, kern.nr)};
+}
+
 // C = alpha * sum + beta * C over rows m0..m1, columns n0..n1.
 template <GemmPacking P>
-static void gemm_tile(const GemmKernel &kern, const Problem &pr, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                      Scratch &s) {
+static void gemm_tile(const GemmKernel &kern, const Blocks &bl, const Problem &pr, int64_t m0, int64_t m1,
+                      int64_t n0, int64_t n1, Scratch &s) {
   const bool direct = pr.c_dtype == LORAC_F32;
   const size_t elem = P == kPackF32 ? sizeof(float) : sizeof(uint16_t);
   float *ws = (float *)s.ws.get();
-  for (int64_t jc = n0; jc < n1; jc += kern.nc) {
-    const int64_t nc = std::min<int64_t>(kern.nc, n1 - jc);
-    for (int64_t pc = 0; pc < pr.K; pc += kern.kc) {
-      const int64_t kc = std::min<int64_t>(kern.kc, pr.K - pc);
+  for (int64_t jc = n0; jc < n1; jc += bl.nc) {
+    const int64_t nc = std::min<int64_t>(bl.nc, n1 - jc);
+    for (int64_t pc = 0; pc < pr.K; pc += bl.kc) {
+      const int64_t kc = std::min<int64_t>(bl.kc, pr.K - pc);
       const int64_t kp = padded_k(P, kc);
       const int64_t steps = P == kPackF32 ? kp : kp / 2;
       pack<P>(pr.b, jc, nc, pc, kc, kern.nr, s.b.get(), (float *)s.tmp.get());
-      for (int64_t ic = m0; ic < m1; ic += kern.mc) {
-        const int64_t mc = std::min<int64_t>(kern.mc, m1 - ic);
+      for (int64_t ic = m0; ic < m1; ic += bl.mc) {
+        const int64_t mc = std::min<int64_t>(bl.mc, m1 - ic);
         pack<P>(pr.a, ic, mc, pc, kc, kern.mr, s.a.get(), (float *)s.tmp.get());
         for (int64_t jr = 0; jr < nc; jr += kern.nr) {
           const char *bp = s.b.get() + (size_t)(jr * kp) * elem;
@@ -281,26 +297,25 @@ static void run_gemm(lorac_ctx *ctx, IsaLevel level, const Problem &pr) {
   thread_grid(kern, pr.M, pr.N, threads, &tm, &tn);
   const int64_t rows = round_up((pr.M + tm - 1) / tm, kern.mr);
   const int64_t cols = round_up((pr.N + tn - 1) / tn, kern.nr);
-  const int64_t mc = std::min<int64_t>(kern.mc, rows), nc = std::min<int64_t>(kern.nc, cols);
-  const int64_t kp = round_up(std::min<int64_t>(kern.kc, pr.K), 2);
+  const Blocks bl = blocks_for(kern, std::min(rows, pr.M), std::min(cols, pr.N), pr.K);
   // Allocated here, not inside the parallel region, so a failure is a clean error.
   std::unique_ptr<Scratch[]> scratch(new Scratch[threads]);
   for (int t = 0; t < threads; t++) {
-    scratch[t].a = alloc_floats(round_up(mc, kern.mr) * kp);
-    scratch[t].b = alloc_floats(round_up(nc, kern.nr) * kp);
-    scratch[t].tmp = alloc_floats(std::max<int64_t>({kern.kc, kern.mr, kern.nr}));
-    if (pr.c_dtype != LORAC_F32) scratch[t].ws = alloc_floats(rows * nc);
+    scratch[t].a = alloc_floats(round_up(bl.mc, kern.mr) * bl.kc);
+    scratch[t].b = alloc_floats(round_up(bl.nc, kern.nr) * bl.kc);
+    scratch[t].tmp = alloc_floats(std::max<int64_t>({bl.kc, kern.mr, kern.nr}));
+    if (pr.c_dtype != LORAC_F32) scratch[t].ws = alloc_floats(rows * bl.nc);
   }
+  // One tile per thread; the loop covers every tile even if OpenMP grants fewer threads.
 #pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
+  for (int t = omp_get_thread_num(); t < threads; t += omp_get_num_threads()) {
     const int64_t m0 = std::min<int64_t>(pr.M, t / tn * rows), m1 = std::min<int64_t>(pr.M, m0 + rows);
     const int64_t n0 = std::min<int64_t>(pr.N, t % tn * cols), n1 = std::min<int64_t>(pr.N, n0 + cols);
     if (m0 < m1 && n0 < n1) {
       if (kern.packing == kPackF32)
-        gemm_tile<kPackF32>(kern, pr, m0, m1, n0, n1, scratch[t]);
+        gemm_tile<kPackF32>(kern, bl, pr, m0, m1, n0, n1, scratch[t]);
       else
-        gemm_tile<kPackBf16Pairs>(kern, pr, m0, m1, n0, n1, scratch[t]);
+        gemm_tile<kPackBf16Pairs>(kern, bl, pr, m0, m1, n0, n1, scratch[t]);
     }
   }
 }

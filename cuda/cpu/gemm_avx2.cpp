@@ -20,6 +20,11 @@ void kernel_6x16(int64_t k, const void *a_, const void *b_, float *c, int64_t ld
   const float *b = (const float *)b_;
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  // C is touched only at the end: start fetching it now.
+  for (int i = 0; i < kMr; i++) {
+    _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(c + i * ldc + kNr - 1), _MM_HINT_T0);
+  }
   for (int64_t p = 0; p < k; p++) {
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
     __m256 ai = _mm256_broadcast_ss(a);
