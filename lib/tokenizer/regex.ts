@@ -1,0 +1,83 @@
+/**
+ * HF `tokenizers` compiles tokenizer.json patterns with Oniguruma; this turns
+ * such a pattern into a JavaScript RegExp that matches the same text. The
+ * difference that matters is `\s`: Oniguruma's is Unicode White_Space (it
+ * includes U+0085 and not U+FEFF), JavaScript's is the reverse, so the class
+ * is spelled out. `\d` and `\w` are Unicode-wide in Oniguruma and become
+ * property classes here.
+ *
+ * @module
+ */
+
+/**
+ * Unicode White_Space, the set Oniguruma's and Rust's `\s` match, as class contents.
+ *
+ * @example
+ * ```ts
+ * import { WHITE_SPACE_CLASS } from "./regex.ts";
+ * new RegExp(`[${WHITE_SPACE_CLASS}]`, "u").test("\u0085"); // true
+ * ```
+ */
+export const WHITE_SPACE_CLASS = "\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+/**
+ * Whether a UTF-16 code unit is Unicode White_Space (all of it lies in the BMP).
+ *
+ * @example
+ * ```ts
+ * import { isWhiteSpace } from "./regex.ts";
+ * [isWhiteSpace(0x85), isWhiteSpace(0xfeff)]; // [true, false]
+ * ```
+ */
+export function isWhiteSpace(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
+}
+
+const DIGIT_CLASS = "\\p{Nd}";
+const WORD_CLASS = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
+// Characters a `u`-mode RegExp accepts after a backslash outside a class (inside, `-` too).
+const SYNTAX = "^$\\.*+?()[]{}|/";
+
+/**
+ * Compiles an HF (Oniguruma) pattern into a global, Unicode JavaScript RegExp.
+ *
+ * @example
+ * ```ts
+ * import { compileHfPattern } from "./regex.ts";
+ * const re = compileHfPattern("\\s+|\\S+");
+ * "a\u0085b\ufeffc".match(re); // ["a", "\u0085", "b\ufeffc"]
+ * ```
+ */
+export function compileHfPattern(pattern: string): RegExp {
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c !== "\\") {
+      if (inClass && c === "]") inClass = false;
+      else if (!inClass && c === "[") inClass = true;
+      out += c;
+      continue;
+    }
+    const e = pattern[++i];
+    if (e === undefined) throw new SyntaxError(`tokenizer regex ends in a lone backslash: ${pattern}`);
+    const cls = e === "s" || e === "S" ? WHITE_SPACE_CLASS : e === "d" || e === "D" ? DIGIT_CLASS : WORD_CLASS;
+    if ("sdw".includes(e)) {
+      out += inClass ? cls : `[${cls}]`;
+    } else if ("SDW".includes(e)) {
+      if (inClass) {
+        throw new SyntaxError(`tokenizer regex: \\${e} inside a character class is not supported: ${pattern}`);
+      }
+      out += `[^${cls}]`;
+    } else if (/[0-9A-Za-z]/.test(e) || SYNTAX.includes(e) || (inClass && e === "-")) {
+      out += "\\" + e;
+    } else {
+      out += e; // an identity escape such as \' that Unicode-mode RegExps reject
+    }
+  }
+  try {
+    return new RegExp(out, "gu");
+  } catch (err) {
+    throw new SyntaxError(`tokenizer regex ${JSON.stringify(pattern)} has no JavaScript equivalent: ${err}`);
+  }
+}
