@@ -156,6 +156,152 @@ LORAC_API int lorac_adamw_step(lorac_ctx *ctx, float *state, int64_t n, float lr
                                float beta2, float eps, float weight_decay, int32_t step,
                                const float *norm, float max_norm);
 
+/* ---- transformer ops (issue 3) ------------------------------------------- */
+/*
+ * Packed batches. A batch holds num_seqs sequences of unequal lengths laid end
+ * to end, T tokens in all, with no padding. cu_seqlens (int32, device memory,
+ * num_seqs + 1 entries) holds the offsets: sequence s is tokens
+ * cu_seqlens[s] .. cu_seqlens[s+1] - 1, cu_seqlens[0] = 0 and
+ * cu_seqlens[num_seqs] = T. max_seqlen is the longest sequence (so the CUDA
+ * build can size its grid without reading cu_seqlens back). positions (int32
+ * [T]) restart at 0 for every sequence. Attention never crosses a boundary.
+ *
+ * Layouts. Activations are row-major [T, features]. q is [T, n_heads, head_dim]
+ * (the q_proj output as it comes out: heads contiguous within a token's row),
+ * k and v are [T, n_kv_heads, head_dim], and the attention output is
+ * [T, n_heads, head_dim] (the o_proj input). Query head h reads kv head
+ * h / (n_heads / n_kv_heads), as HF's repeat_kv. head_dim is even, 8..128.
+ * The log-sum-exp of the attention forward is F32 [n_heads, T] (natural log).
+ *
+ * "dtype" parameters of these ops accept F32 or BF16 and apply to every
+ * activation pointer of the call that has no dtype of its own. Math is fp32.
+ */
+
+/* out[i, :] = table[ids[i], :] for i < n, table [vocab, dim] (frozen: no
+ * backward). ids must lie in [0, vocab): the CPU build returns
+ * LORAC_ERR_ARGUMENT otherwise; the CUDA build cannot report it without a
+ * sync and fills that row with NaN. */
+LORAC_API int lorac_embedding(lorac_ctx *ctx, int32_t n, const int32_t *ids, const void *table,
+                              int32_t table_dtype, int32_t vocab, int32_t dim, void *out,
+                              int32_t out_dtype);
+
+/* RMSNorm over the last dimension of x [rows, dim], as LlamaRMSNorm in fp32:
+ * rstd[r] = 1 / sqrt(mean(x[r, :]^2) + eps), y[r, :] = x[r, :] * rstd[r] * weight.
+ * rstd (F32 [rows]) is kept for the backward; it may be NULL for inference. */
+LORAC_API int lorac_rmsnorm_forward(lorac_ctx *ctx, int32_t rows, int32_t dim, const void *x,
+                                    int32_t x_dtype, const void *weight, int32_t w_dtype,
+                                    float eps, void *y, int32_t y_dtype, float *rstd);
+/* The input gradient (the weight is frozen), from the forward's rstd:
+ * dx (+)= rstd * (weight * dy) - rstd^3 / dim * x * sum(weight * dy * x).
+ * accumulate = 1 adds into dx (the residual stream's gradient). */
+LORAC_API int lorac_rmsnorm_backward(lorac_ctx *ctx, int32_t rows, int32_t dim, const void *x,
+                                     int32_t x_dtype, const void *weight, int32_t w_dtype,
+                                     const float *rstd, const void *dy, int32_t dy_dtype, void *dx,
+                                     int32_t dx_dtype, int32_t accumulate);
+
+/* RoPE with HF's rotate_half pairing on x [T, n_heads, head_dim]: with
+ * half = head_dim / 2 and, for i < half, the angle a = (float)positions[t] *
+ * inv_freq[i] rounded to fp32 (as LlamaRotaryEmbedding computes it):
+ *   y[i] = x[i] cos a - x[i + half] sin a,  y[i + half] = x[i + half] cos a + x[i] sin a.
+ * inv_freq (F32 [half]) comes from the model config (lib/backend/rope_freqs.ts).
+ * y may be x (in place). */
+LORAC_API int lorac_rope_forward(lorac_ctx *ctx, int32_t T, int32_t n_heads, int32_t head_dim,
+                                 const int32_t *positions, const float *inv_freq, const void *x,
+                                 void *y, int32_t dtype);
+/* The gradient of lorac_rope_forward: the inverse rotation (angle -a) of dy.
+ * dx may be dy (in place). */
+LORAC_API int lorac_rope_backward(lorac_ctx *ctx, int32_t T, int32_t n_heads, int32_t head_dim,
+                                  const int32_t *positions, const float *inv_freq, const void *dy,
+                                  void *dx, int32_t dtype);
+
+/* Causal attention with grouped-query heads over a packed batch:
+ * out[t, h] = sum over keys u of t's sequence with u <= t of
+ * softmax_u(scale * q[t, h] . k[u, g]) v[u, g], g = h / (n_heads / n_kv_heads).
+ * lse (F32 [n_heads, T]) receives the log-sum-exp of the scaled scores of
+ * each row, kept for the backward; it may be NULL for inference. */
+LORAC_API int lorac_attention_forward(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cu_seqlens,
+                                      int32_t max_seqlen, int32_t T, int32_t n_heads,
+                                      int32_t n_kv_heads, int32_t head_dim, float scale,
+                                      const void *q, const void *k, const void *v, int32_t dtype,
+                                      void *out, float *lse);
+/* Bytes of device scratch lorac_attention_backward needs for these sizes
+ * (each build answers for itself; 0 is a valid answer). */
+LORAC_API int lorac_attention_backward_workspace(lorac_ctx *ctx, int32_t num_seqs,
+                                                 int32_t max_seqlen, int32_t T, int32_t n_heads,
+                                                 int32_t n_kv_heads, int32_t head_dim,
+                                                 int64_t *bytes_out);
+/* The gradients of lorac_attention_forward from dout (the layout of out),
+ * recomputing the probabilities from q, k and lse (flash-attention style):
+ * dq [T, n_heads, head_dim], dk and dv [T, n_kv_heads, head_dim] are
+ * overwritten; the query heads of a group sum into their shared kv head.
+ * workspace holds at least lorac_attention_backward_workspace's bytes. */
+LORAC_API int lorac_attention_backward(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cu_seqlens,
+                                       int32_t max_seqlen, int32_t T, int32_t n_heads,
+                                       int32_t n_kv_heads, int32_t head_dim, float scale,
+                                       const void *q, const void *k, const void *v,
+                                       const void *out, const void *dout, int32_t dtype,
+                                       const float *lse, void *dq, void *dk, void *dv,
+                                       void *workspace, int64_t workspace_bytes);
+
+/* SwiGLU on n elements: out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). */
+LORAC_API int lorac_swiglu_forward(lorac_ctx *ctx, int64_t n, const void *gate, const void *up,
+                                   void *out, int32_t dtype);
+/* Its gradients: dgate = dout * up * s * (1 + gate * (1 - s)), s = sigmoid(gate);
+ * dup = dout * silu(gate). dgate may be gate and dup may be up (in place). */
+LORAC_API int lorac_swiglu_backward(lorac_ctx *ctx, int64_t n, const void *gate, const void *up,
+                                    const void *dout, void *dgate, void *dup, int32_t dtype);
+
+/* y = alpha * a + beta * b over n elements (the residual add, a scale, a
+ * gradient sum). b may be NULL when beta = 0; y may be a or b. */
+LORAC_API int lorac_add_scaled(lorac_ctx *ctx, int64_t n, float alpha, const void *a,
+                               int32_t a_dtype, float beta, const void *b, int32_t b_dtype,
+                               void *y, int32_t y_dtype);
+
+/* Fused lm_head + cross-entropy on selected rows only. H is [T, D], W (the
+ * output or tied embedding matrix) is [V, D]; for k < n_rows,
+ * z = H[rows[k], :] . W^T and loss_k = logsumexp(z) - z[targets[k]].
+ * loss_sum[0] (F32, device memory) = sum of loss_k; row_loss (F32 [n_rows])
+ * receives each loss_k unless NULL (-loss_k is the log-probability of the
+ * target: label scoring). When dH is not NULL its rows rows[k] receive
+ * (accumulate = 1: are added) grad_scale * (softmax(z) - onehot(targets[k])) . W;
+ * no other row of dH is touched, and rows must then be distinct. Computed in
+ * chunks of V with an online log-sum-exp: the [n_rows, V] logits never exist.
+ * rows must lie in [0, T) and targets in [0, V) (checked by the CPU build). */
+LORAC_API int lorac_linear_cross_entropy(lorac_ctx *ctx, int32_t n_rows, const int32_t *rows,
+                                         const int32_t *targets, int32_t T, int32_t D, int32_t V,
+                                         const void *H, int32_t h_dtype, const void *W,
+                                         int32_t w_dtype, float grad_scale, float *loss_sum,
+                                         float *row_loss, void *dH, int32_t dh_dtype,
+                                         int32_t accumulate);
+/* The logits of selected rows for inference: logits[k, :] = H[rows[k], :] . W^T,
+ * F32 [n_rows, V]. */
+LORAC_API int lorac_linear_logits(lorac_ctx *ctx, int32_t n_rows, const int32_t *rows, int32_t T,
+                                  int32_t D, int32_t V, const void *H, int32_t h_dtype,
+                                  const void *W, int32_t w_dtype, float *logits);
+
+/* KV cache of one layer: k_cache and v_cache are [max_seqs, n_kv_heads,
+ * max_len, head_dim] in cache_dtype; slot s holds sequence s of the batch.
+ * Appends the packed new tokens k, v [T, n_kv_heads, head_dim] (a prompt or
+ * one token per sequence) of sequence s at cache positions cache_lens[s] ..
+ * cache_lens[s] + n_s - 1 (n_s = cu_seqlens[s+1] - cu_seqlens[s]);
+ * cache_lens (int32 [num_seqs], device memory) is the length before the
+ * append, and the caller advances it. cache_lens[s] + n_s must not exceed
+ * max_len (checked by the CPU build; the CUDA build drops what lies past it). */
+LORAC_API int lorac_kv_cache_append(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cu_seqlens,
+                                    int32_t T, const int32_t *cache_lens, int32_t max_len,
+                                    int32_t n_kv_heads, int32_t head_dim, const void *k,
+                                    const void *v, int32_t dtype, void *k_cache, void *v_cache,
+                                    int32_t cache_dtype);
+/* Decode attention: one new query per sequence, q [num_seqs, n_heads,
+ * head_dim], over the first cache_lens[s] >= 1 cached positions of slot s
+ * (the new token's k and v already appended); out has the layout of q.
+ * No mask is needed: every cached position precedes the query. */
+LORAC_API int lorac_decode_attention(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cache_lens,
+                                     int32_t max_len, int32_t n_heads, int32_t n_kv_heads,
+                                     int32_t head_dim, float scale, const void *q,
+                                     const void *k_cache, const void *v_cache,
+                                     int32_t cache_dtype, void *out, int32_t dtype);
+
 #ifdef __cplusplus
 }
 #endif
