@@ -109,14 +109,17 @@ Deno.test("tokenizer: stories260K's tok512.bin as GGUF metadata encodes and deco
     at += 8 + len;
   }
   tokens.splice(0, 3, "<unk>", "<s>", "</s>");
-  const tok = Tokenizer.fromGgufMetadata({
-    "tokenizer.ggml.model": "llama",
-    "tokenizer.ggml.tokens": tokens,
-    "tokenizer.ggml.scores": new Float32Array(scores),
-    "tokenizer.ggml.token_type": tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)),
-    "tokenizer.ggml.bos_token_id": 1,
-    "tokenizer.ggml.eos_token_id": 2n,
-  });
+  // A Map, a typed array and a bigint, as a GGUF reader may hand them over.
+  const tok = Tokenizer.fromGgufMetadata(
+    new Map<string, unknown>(Object.entries({
+      "tokenizer.ggml.model": "llama",
+      "tokenizer.ggml.tokens": tokens,
+      "tokenizer.ggml.scores": new Float32Array(scores),
+      "tokenizer.ggml.token_type": tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)),
+      "tokenizer.ggml.bos_token_id": 1,
+      "tokenizer.ggml.eos_token_id": 2n,
+    })),
+  );
   const ref = JSON.parse(await Deno.readTextFile(new URL("models/stories260K/hf/reference_outputs.json", shared)));
   assert.deepEqual(tok.encode(ref.prompt), ref.prompt_ids_with_bos);
   assert.equal(tok.decode(ref.greedy_continuation_ids), ref.greedy_continuation_text.replaceAll("<0x0A>", "\n"));
@@ -245,6 +248,21 @@ Deno.test("tokenizer: added tokens are matched before BPE with their lstrip, rst
   }
   assert.equal(tok.decode(tok.encode("x<eot>y<a>"), { skipSpecialTokens: true }), "xy<a>");
   assert.ok(tok.isSpecial(eot) && !tok.isSpecial(a));
+});
+
+Deno.test("tokenizer: empty text, and text the normalizer empties, give no ids even with a prefix space", () => {
+  const json: TokenizerJson = {
+    ...byteLevel([]),
+    normalizer: { type: "Strip", strip_left: true, strip_right: true },
+    pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, use_regex: true },
+  };
+  const tok = Tokenizer.fromJson(json);
+  const cases = [
+    { text: "", want: [] },
+    { text: "   ", want: [] },
+    { text: " x ", want: idsOf(json, [" ", "x"]) },
+  ];
+  for (const { text, want } of cases) assert.deepEqual(tok.encode(text), want, JSON.stringify(text));
 });
 
 Deno.test("tokenizer: the BOS/EOS template comes from post_processor, overridden by tokenizer_config", () => {

@@ -165,7 +165,7 @@ export function buildPreTokenizer(json: ComponentJson | null | undefined): PreTo
       return (text, _atStart, out) => {
         if (prefixSpace && !text.startsWith(" ")) text = " " + text;
         if (!re) {
-          out.push(toByteLevel(text));
+          if (text.length > 0) out.push(toByteLevel(text));
           return true;
         }
         const from = out.length;

@@ -227,7 +227,8 @@ export class Tokenizer {
   /**
    * Builds a tokenizer from a GGUF's metadata (the `tokenizer.ggml.*` keys:
    * model "gpt2" or "llama", tokens, merges or scores, token_type, pre,
-   * bos/eos/padding ids, add_bos_token, add_space_prefix).
+   * bos/eos/padding ids, add_bos_token, add_space_prefix), given as a plain
+   * object or a Map (numbers may be bigints, numeric lists typed arrays).
    *
    * @example
    * ```ts
@@ -242,8 +243,13 @@ export class Tokenizer {
    * tok.encode("hi"); // [1, 7]
    * ```
    */
-  static fromGgufMetadata(metadata: Record<string, unknown>, options: TokenizerOptions = {}): Tokenizer {
-    const spec = tokenizerSpecFromGguf(metadata);
+  static fromGgufMetadata(
+    metadata: Record<string, unknown> | ReadonlyMap<string, unknown>,
+    options: TokenizerOptions = {},
+  ): Tokenizer {
+    const spec = tokenizerSpecFromGguf(
+      metadata instanceof Map ? Object.fromEntries(metadata) : metadata as Record<string, unknown>,
+    );
     return new Tokenizer(spec.json, () => {
       const need = (flag: boolean, id: number | undefined, name: string) => {
         if (flag && id === undefined) {
@@ -269,7 +275,9 @@ export class Tokenizer {
         ids.push(segment.id);
         continue;
       }
+      // HF drops empty stretches before pre-tokenizing (a prefix space must not turn "" into a token).
       const normalized = this.#normalizer ? this.#normalizer(segment.text) : segment.text;
+      if (normalized.length === 0) continue;
       const parts: Segment[] = this.#normalizedMatcher.empty
         ? [{ text: normalized, atStart: segment.atStart }]
         : this.#normalizedMatcher.split(normalized, segment.atStart);
