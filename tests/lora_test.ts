@@ -48,8 +48,9 @@ interface Case {
   y: Float;
 }
 
-// Odd sizes: row tiles of 4 and column chunks of 64 never divide them evenly.
+// Odd sizes: row tiles of 4, task columns of 64 and blocks of 256 columns never divide them evenly.
 const cases: Case[] = [
+  { M: 7, N: 300, K: 270, r: 5, p: 0.2, x: "f32", y: "f32" },
   { M: 37, N: 53, K: 61, r: 8, p: 0, x: "f32", y: "f32" },
   { M: 5, N: 130, K: 77, r: 16, p: 0.1, x: "f32", y: "f32" },
   { M: 1, N: 7, K: 3, r: 1, p: 0, x: "f32", y: "f32" },
@@ -140,7 +141,7 @@ Deno.test("lora: backward agrees with finite differences of the kernel's forward
   // Y is linear in each of A, B and X (the mask is fixed by the seed), so a
   // central difference is exact up to fp32 rounding, even with dropout.
   for (const p of [0, 0.2]) {
-    const c: Case = { M: 6, N: 9, K: 11, r: 3, p, x: "f32", y: "f32" };
+    const c: Case = { M: 6, N: 9, K: 270, r: 3, p, x: "f32", y: "f32" }; // K spans two column blocks
     const { s, X, A, B } = randomProblem(rng, c);
     const what = `p=${p} (seed ${rng.seed})`;
     const dY = rng.normals(c.M * c.N);
