@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { AddedTokenMatcher } from "../lib/tokenizer/added.ts";
 import { Bpe } from "../lib/tokenizer/bpe.ts";
-import { BYTE_TO_CHAR, toByteLevel } from "../lib/tokenizer/bytelevel.ts";
+import { appendByteLevelBytes, BYTE_TO_CHAR, toByteLevel } from "../lib/tokenizer/bytelevel.ts";
 import { BoundedCache } from "../lib/tokenizer/cache.ts";
 import type { AddedTokenJson, ComponentJson, TokenizerJson } from "../lib/tokenizer/json.ts";
 import { buildPreTokenizer, type SplitBehavior, splitOnPattern } from "../lib/tokenizer/pretokenize.ts";
@@ -124,6 +124,26 @@ Deno.test("tokenizer: stories260K's tok512.bin as GGUF metadata encodes and deco
   assert.deepEqual(tok.encode(ref.prompt), ref.prompt_ids_with_bos);
   assert.equal(tok.decode(ref.greedy_continuation_ids), ref.greedy_continuation_text.replaceAll("<0x0A>", "\n"));
   assert.deepEqual([tok.bosId, tok.eosId, tok.vocabSize], [1, 2, 512]);
+});
+
+Deno.test("tokenizer: the byte-level spelling equals TextEncoder's bytes mapped through the alphabet, and back", () => {
+  const rng = new Rng();
+  const ranges = [[0x00, 0x7f], [0x80, 0x7ff], [0x800, 0xd7ff], [0xe000, 0xffff], [0x10000, 0x10ffff]];
+  for (let k = 0; k < 300; k++) {
+    const text = Array.from({ length: rng.int(0, 12) }, () => {
+      const [lo, hi] = ranges[rng.int(0, ranges.length - 1)];
+      return String.fromCodePoint(rng.int(lo, hi));
+    }).join("");
+    const want = Array.from(new TextEncoder().encode(text), (b) => String.fromCharCode(BYTE_TO_CHAR[b])).join("");
+    assert.equal(toByteLevel(text), want, `${JSON.stringify(text)} (seed ${rng.seed})`);
+    const bytes: number[] = [];
+    appendByteLevelBytes(want, bytes);
+    assert.equal(
+      new TextDecoder("utf-8", { ignoreBOM: true }).decode(new Uint8Array(bytes)),
+      text,
+      `${JSON.stringify(text)} (seed ${rng.seed})`,
+    );
+  }
 });
 
 Deno.test("tokenizer: heap BPE merges exactly like the plain quadratic loop, long words included", () => {

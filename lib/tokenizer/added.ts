@@ -59,6 +59,8 @@ export class AddedTokenMatcher {
   readonly #root: TrieNode = { next: new Map() };
   /** First code units of the tokens: most positions are rejected with one lookup. */
   readonly #firsts = new Set<number>();
+  /** Finds the next position holding a first code unit (a native scan, not a loop over every character). */
+  readonly #candidate: RegExp;
 
   /** A matcher for `tokens`, each under the text in `patterns` (default: its content). */
   constructor(tokens: readonly AddedToken[], patterns: readonly string[] = tokens.map((t) => t.content)) {
@@ -75,6 +77,8 @@ export class AddedTokenMatcher {
       node.token ??= token;
       this.#firsts.add(text.charCodeAt(0));
     });
+    const firsts = [...this.#firsts].map((c) => `\\u${c.toString(16).padStart(4, "0")}`).join("");
+    this.#candidate = new RegExp(firsts ? `[${firsts}]` : "[]", "g");
   }
 
   /** Whether there is nothing to match. */
@@ -87,6 +91,10 @@ export class AddedTokenMatcher {
     const out: Segment[] = [];
     let done = 0; // end of the last emitted segment
     for (let i = 0; i < text.length;) {
+      this.#candidate.lastIndex = i;
+      const next = this.#candidate.exec(text);
+      if (!next) break;
+      i = next.index;
       const found = this.#longestAt(text, i);
       if (!found) {
         i++;

@@ -30,7 +30,8 @@ const CHAR_TO_BYTE: Int16Array = (() => {
   return table;
 })();
 
-let scratch = new Uint16Array(256);
+/** byte -> its one-character string. */
+const BYTE_STRING: string[] = Array.from(BYTE_TO_CHAR, (c) => String.fromCharCode(c));
 
 /**
  * The UTF-8 bytes of `text` spelled in the byte-level alphabet. Lone
@@ -43,48 +44,38 @@ let scratch = new Uint16Array(256);
  * ```
  */
 export function toByteLevel(text: string): string {
-  if (scratch.length < text.length * 3) scratch = new Uint16Array(text.length * 3);
-  const out = scratch;
-  let n = 0;
+  // Printable ASCII spells itself: copy runs of it as slices, map only the rest.
+  let out = "";
+  let run = 0;
   for (let i = 0; i < text.length; i++) {
     let cp = text.charCodeAt(i);
+    if (cp >= 0x21 && cp <= 0x7e) continue;
+    if (run < i) out += text.slice(run, i);
     if (cp < 0x80) {
-      out[n++] = BYTE_TO_CHAR[cp];
-      continue;
-    }
-    if (cp >= 0xd800 && cp <= 0xdfff) {
-      const lo = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
-      if (cp <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) {
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        i++;
-      } else {
-        cp = 0xfffd;
-      }
-    }
-    if (cp < 0x800) {
-      out[n++] = BYTE_TO_CHAR[0xc0 | (cp >> 6)];
-    } else if (cp < 0x10000) {
-      out[n++] = BYTE_TO_CHAR[0xe0 | (cp >> 12)];
-      out[n++] = BYTE_TO_CHAR[0x80 | ((cp >> 6) & 0x3f)];
+      out += BYTE_STRING[cp];
     } else {
-      out[n++] = BYTE_TO_CHAR[0xf0 | (cp >> 18)];
-      out[n++] = BYTE_TO_CHAR[0x80 | ((cp >> 12) & 0x3f)];
-      out[n++] = BYTE_TO_CHAR[0x80 | ((cp >> 6) & 0x3f)];
+      if (cp >= 0xd800 && cp <= 0xdfff) {
+        const lo = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+        if (cp <= 0xdbff && lo >= 0xdc00 && lo <= 0xdfff) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          i++;
+        } else {
+          cp = 0xfffd;
+        }
+      }
+      if (cp < 0x800) {
+        out += BYTE_STRING[0xc0 | (cp >> 6)];
+      } else if (cp < 0x10000) {
+        out += BYTE_STRING[0xe0 | (cp >> 12)] + BYTE_STRING[0x80 | ((cp >> 6) & 0x3f)];
+      } else {
+        out += BYTE_STRING[0xf0 | (cp >> 18)] + BYTE_STRING[0x80 | ((cp >> 12) & 0x3f)] +
+          BYTE_STRING[0x80 | ((cp >> 6) & 0x3f)];
+      }
+      out += BYTE_STRING[0x80 | (cp & 0x3f)];
     }
-    out[n++] = BYTE_TO_CHAR[0x80 | (cp & 0x3f)];
+    run = i + 1;
   }
-  return fromCodes(out, n);
-}
-
-/** String.fromCharCode over out[0..n), in chunks that stay below the engine's argument limit. */
-function fromCodes(codes: Uint16Array, n: number): string {
-  const chunk = 8192;
-  if (n <= chunk) return String.fromCharCode.apply(null, codes.subarray(0, n) as unknown as number[]);
-  let s = "";
-  for (let i = 0; i < n; i += chunk) {
-    s += String.fromCharCode.apply(null, codes.subarray(i, Math.min(n, i + chunk)) as unknown as number[]);
-  }
-  return s;
+  return run === 0 ? text : run < text.length ? out + text.slice(run) : out;
 }
 
 /**
