@@ -169,11 +169,11 @@ function bytesOf(t: LoadedTensor): number {
  * All weights of a Llama on one Backend. Dispose it (or `using`) to free them.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openBackend } from "../backend/backend.ts";
  * import { loadModel } from "./load.ts";
  * using backend = await openBackend("cpu");
- * using model = await loadModel("../shared/models/stories260K/hf", backend, { tokenizer: false });
+ * using model = await loadModel("../shared/models/stories260K/hf", backend, { tokenizer: false, progress: false });
  * const w = model.weights;
  * w.layers[0].linear.q_proj.packed.shape; // [64, 64]
  * w.lmHead === w.embeddings; // true: stories260K ties them
