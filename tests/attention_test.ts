@@ -73,15 +73,20 @@ function dimsOf(c: Case): AttentionDims {
 }
 
 Deno.test("attention: forward and backward match the float64 reference on packed sequences", async () => {
-  using backend = await openBackend("cpu");
+  // 1 thread keeps each kv head's query heads in one backward task; 16 threads split them
+  // (partial dk / dv per query head, summed after).
+  using one = await openBackend("cpu", { numThreads: 1 });
+  using many = await openBackend("cpu", { numThreads: 16 });
   const rng = new Rng();
-  for (const [c, isa] of cases.flatMap((c) => [[c, ""], [c, "portable"]] as const)) {
+  const runs = cases.flatMap((c) => [[c, "", one], [c, "portable", one], [c, "", many]] as const);
+  for (const [c, isa, backend] of runs) {
     const got = withIsa(isa, () => runKernel(backend, c, randomInputs(rng, c)));
     const dims = dimsOf(c);
     const want = attentionForwardRef(got.q, got.k, got.v, dims);
     const grads = attentionBackwardRef(got.q, got.k, got.v, got.dout, dims);
     const tol = c.dtype === "f32" ? 2e-5 : 1e-2;
-    const what = `${JSON.stringify(c)} ${isa || "best ISA"} seed ${rng.seed}`;
+    const threads = backend === one ? 1 : 16;
+    const what = `${JSON.stringify(c)} ${isa || "best ISA"} ${threads} threads seed ${rng.seed}`;
     assertClose(got.out, want.out, tol, `out ${what}`);
     assertClose(got.lse, want.lse, 2e-5, `lse ${what}`);
     assertClose(got.dq, grads.dq, tol, `dq ${what}`);

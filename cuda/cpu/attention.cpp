@@ -9,9 +9,11 @@
 // transposed, so every product is a row-major tile GEMM of tile_ops.h).
 //
 // Parallelism: the forward runs one task per (sequence, kv head, query
-// block), largest first; the backward one task per (sequence, kv head), which
-// owns the dk / dv rows of its kv head and the dq rows of its query heads, so
-// no two threads ever write the same element.
+// block), largest first. The backward runs one task per (sequence, kv head),
+// which owns the dk / dv rows of its kv head and the dq rows of its query
+// heads, so no two threads ever write the same element. When that gives the
+// threads too little to share, each query head of a group becomes its own
+// task with private fp32 dk / dv partials, summed over the group at the end.
 #include <omp.h>
 
 #include <algorithm>
@@ -93,10 +95,18 @@ void forward_task(const tiles::TileOps &ops, const Shape &sh, const FwdTask &tas
   }
 }
 
-// Backward of sequence s, kv head g and its query heads.
-void backward_task(const tiles::TileOps &ops, const Shape &sh, int s, int g, float scale, const void *q,
+// One backward task: sequence s, kv head g, query heads [h_begin, h_end) of
+// its group.
+struct BwdTask {
+  int s, g, h_begin, h_end;
+};
+
+// Backward of one task. With `partial` (fp32 [n_heads, T, 2, d]) the task's
+// dk and dv go to the slab of head h_begin there, else straight into dk, dv.
+void backward_task(const tiles::TileOps &ops, const Shape &sh, const BwdTask &task, float scale, const void *q,
                    const void *k, const void *v, const void *out, const void *dout, int dtype, const float *lse,
-                   void *dq, void *dk, void *dv, std::vector<float> &buf) {
+                   void *dq, void *dk, void *dv, float *partial, std::vector<float> &buf) {
+  const int s = task.s, g = task.g;
   const int d = sh.d;
   const int64_t t0 = sh.seq_start(s);
   const int L = sh.seq_len(s);
@@ -108,7 +118,7 @@ void backward_task(const tiles::TileOps &ops, const Shape &sh, int s, int g, flo
   pack_kv(sh, s, g, L, v, nullptr, dtype, vt, nullptr, row);
   pack_kv(sh, s, g, L, k, nullptr, dtype, kt, nullptr, row);
   for (int u = 0; u < L; u++) load_row(k, dtype, sh.at(t0 + u, g, sh.n_kv), d, kf + (size_t)u * d);
-  for (int h = g * sh.group; h < (g + 1) * sh.group; h++) {
+  for (int h = task.h_begin; h < task.h_end; h++) {
     for (int i0 = 0; i0 < L; i0 += kBlock) {
       const int bq = std::min(kBlock, L - i0);
       for (int r = 0; r < bq; r++) {
@@ -142,8 +152,35 @@ void backward_task(const tiles::TileOps &ops, const Shape &sh, int s, int g, flo
     }
   }
   for (int u = 0; u < L; u++) {
-    store_row(dk, dtype, sh.at(t0 + u, g, sh.n_kv), d, dk_acc + (size_t)u * d);
-    store_row(dv, dtype, sh.at(t0 + u, g, sh.n_kv), d, dv_acc + (size_t)u * d);
+    if (partial) {
+      float *slab = partial + (((size_t)task.h_begin * sh.T + t0 + u) * 2) * d;
+      std::copy(dk_acc + (size_t)u * d, dk_acc + (size_t)(u + 1) * d, slab);
+      std::copy(dv_acc + (size_t)u * d, dv_acc + (size_t)(u + 1) * d, slab + d);
+    } else {
+      store_row(dk, dtype, sh.at(t0 + u, g, sh.n_kv), d, dk_acc + (size_t)u * d);
+      store_row(dv, dtype, sh.at(t0 + u, g, sh.n_kv), d, dv_acc + (size_t)u * d);
+    }
+  }
+}
+
+// dk, dv of every token and kv head: the sum of its query heads' partials.
+void reduce_partials(const Shape &sh, const float *partial, int dtype, void *dk, void *dv, int threads) {
+  const int d = sh.d;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> sum(2 * d);
+#pragma omp for schedule(static)
+    for (int64_t tg = 0; tg < (int64_t)sh.T * sh.n_kv; tg++) {
+      const int64_t t = tg / sh.n_kv;
+      const int g = (int)(tg % sh.n_kv);
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      for (int h = g * sh.group; h < (g + 1) * sh.group; h++) {
+        const float *slab = partial + ((size_t)h * sh.T + t) * 2 * d;
+        for (int c = 0; c < 2 * d; c++) sum[c] += slab[c];
+      }
+      store_row(dk, dtype, sh.at(t, g, sh.n_kv), d, sum.data());
+      store_row(dv, dtype, sh.at(t, g, sh.n_kv), d, sum.data() + d);
+    }
   }
 }
 
@@ -189,20 +226,29 @@ int backward(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cu_seqlens, int32_
   LORAC_REQUIRE(ctx, (q && k && v && out && dout && lse && dq && dk && dv) || T == 0,
                 "%s: q, k, v, out, dout, lse, dq, dk and dv must not be NULL", fn);
   const Shape sh{cu_seqlens, T, n_heads, n_kv_heads, head_dim, n_heads / n_kv_heads};
-  std::vector<std::pair<int, int>> tasks;  // (sequence, kv head), longest sequences first
+  const int threads = ctx_threads(ctx);
+  // Too few (sequence, kv head) tasks for the threads: split each group by query head.
+  const bool split = sh.group > 1 && (int64_t)num_seqs * n_kv_heads < 2 * (int64_t)threads;
+  std::vector<BwdTask> tasks;
   for (int s = 0; s < num_seqs; s++)
-    for (int g = 0; g < n_kv_heads; g++) tasks.push_back({s, g});
-  std::stable_sort(tasks.begin(), tasks.end(), [&](const std::pair<int, int> &a, const std::pair<int, int> &b) {
-    return sh.seq_len(a.first) > sh.seq_len(b.first);
-  });
+    for (int g = 0; g < n_kv_heads; g++) {
+      if (!split) tasks.push_back({s, g, g * sh.group, (g + 1) * sh.group});
+      for (int h = g * sh.group; split && h < (g + 1) * sh.group; h++) tasks.push_back({s, g, h, h + 1});
+    }
+  // Longest sequences first, so threads finish together.
+  std::stable_sort(tasks.begin(), tasks.end(),
+                   [&](const BwdTask &a, const BwdTask &b) { return sh.seq_len(a.s) > sh.seq_len(b.s); });
+  std::vector<float> partial(split ? (size_t)n_heads * T * 2 * head_dim : 0);
   const tiles::TileOps &ops = tiles::tile_ops();
-#pragma omp parallel num_threads(ctx_threads(ctx))
+#pragma omp parallel num_threads(threads)
   {
     std::vector<float> buf;
 #pragma omp for schedule(dynamic, 1)
     for (size_t i = 0; i < tasks.size(); i++)
-      backward_task(ops, sh, tasks[i].first, tasks[i].second, scale, q, k, v, out, dout, dtype, lse, dq, dk, dv, buf);
+      backward_task(ops, sh, tasks[i], scale, q, k, v, out, dout, dtype, lse, dq, dk, dv,
+                    split ? partial.data() : nullptr, buf);
   }
+  if (split) reduce_partials(sh, partial.data(), dtype, dk, dv, threads);
   return LORAC_OK;
 }
 
