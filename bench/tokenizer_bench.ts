@@ -3,7 +3,9 @@
  * splits), ours against HF `tokenizers` in the same run, without special
  * tokens. Ours is one thread; HF is timed on one thread (encode per text)
  * and on every core (encode_batch). "cold" is the first pass of a fresh
- * tokenizer (empty word cache), "warm" the best later pass.
+ * tokenizer (empty word cache), "warm" the best later pass. One-thread
+ * rates are per CPU second of the process (steadier than the wall clock on
+ * a shared machine); encode_batch is per wall-clock second.
  *
  *   deno run -A bench/tokenizer_bench.ts     side by side with HF (Python: $LORAC_ORACLE_PYTHON
  *                                            or .oracle-venv/bin/python, made by tests/oracle/setup.sh)
@@ -13,6 +15,7 @@
  */
 
 import { parse } from "csv-parse/sync";
+import process from "node:process";
 import { Tokenizer } from "../lib/tokenizer/tokenizer.ts";
 
 const shared = new URL("../../shared/", import.meta.url);
@@ -31,11 +34,12 @@ function arxivTexts(): string[] {
   return texts;
 }
 
-/** Seconds `fn` takes. */
+/** CPU seconds (user + system) this process spends in `fn`. */
 function seconds(fn: () => void): number {
-  const t0 = performance.now();
+  const t0 = process.cpuUsage();
   fn();
-  return (performance.now() - t0) / 1000;
+  const t = process.cpuUsage(t0);
+  return (t.user + t.system) / 1e6;
 }
 
 /** The cases, by the name tokenizer_oracle.py gives them, and where their tokenizer.json lies. */
@@ -110,7 +114,10 @@ async function main(): Promise<void> {
     console.log(
       `${texts.length} arxiv5 texts; HF tokenizers ${hf.tokenizers} (batch on ${hf.threads} threads), Deno ${Deno.version.deno}`,
     );
-    console.log("tokens/s: ours (1 thread) | HF (1 thread) | HF encode_batch | ours/HF 1 thread; load s: ours | HF");
+    console.log(
+      "tokens per CPU s: ours (1 thread) | HF (1 thread) | HF encode_batch (per wall s) | ours/HF 1 thread; " +
+        "load CPU s: ours | HF",
+    );
     const rate = (tokens: number, s: number) => `${(tokens / s / 1e6).toFixed(2)}M`;
     for (const c of CASES) {
       const ours = timeOurs(await Deno.readTextFile(c.path(dir)), texts);
