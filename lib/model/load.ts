@@ -12,6 +12,8 @@
  * f32 (or bf16) for the RMSNorm weights — and the staging and host copies are
  * dropped before the next read. Everything is checked against the config
  * before the first byte goes to the device: missing tensors, shapes, dtypes.
+ * `baseDtype: "bf16" | "f32"` keeps the linears dense instead (parity tests
+ * against unquantized references), with f32 embeddings and lm_head for "f32".
  *
  * Tokenizer: tokenizer.json (with tokenizer_config.json when present) from a
  * folder, the `tokenizer.ggml.*` metadata from a GGUF. `tokenizer: "<path>"`
@@ -78,6 +80,12 @@ export interface LoadOptions {
   blocksize?: number;
   /** Dtype of the RMSNorm weights on the device (default f32: RMSNorm computes in fp32). */
   normDtype?: NormDType;
+  /**
+   * How the frozen base is stored: "nf4" (default; linears NF4, embeddings and lm_head bf16), or dense
+   * "bf16" (linears bf16) or "f32" (linears, embeddings and lm_head f32), for comparisons with unquantized
+   * references.
+   */
+  baseDtype?: "nf4" | "bf16" | "f32";
   /** A tokenizer.json to use instead of the model's own, or false to load no tokenizer. */
   tokenizer?: string | false;
   /** Progress over the tensors: true (default) on stderr, false none, or a sink of your own. */
@@ -268,7 +276,14 @@ function checkTensors(reader: TensorReader, slots: TensorSlot[], config: LlamaCo
 }
 
 /** Moves one host tensor to the device in the form its role asks for; frees the staging copy. */
-function place(backend: Backend, slot: TensorSlot, host: HostTensor, blocksize: number, normDtype: NormDType) {
+function place(
+  backend: Backend,
+  slot: TensorSlot,
+  host: HostTensor,
+  blocksize: number,
+  normDtype: NormDType,
+  baseDtype: "nf4" | "bf16" | "f32",
+) {
   const staging: Tensor<"f32" | "bf16"> = host.dtype === "f32"
     ? backend.fromHost(host.data, slot.shape, "f32")
     : backend.fromHost(host.data, slot.shape, "bf16");
@@ -282,6 +297,7 @@ function place(backend: Backend, slot: TensorSlot, host: HostTensor, blocksize: 
   };
   switch (slot.role) {
     case "linear":
+      if (baseDtype !== "nf4") return keepAs(baseDtype);
       try {
         return nf4Quantize(backend, staging, blocksize);
       } finally {
@@ -289,7 +305,7 @@ function place(backend: Backend, slot: TensorSlot, host: HostTensor, blocksize: 
       }
     case "embedding":
     case "lm_head":
-      return keepAs("bf16");
+      return keepAs(baseDtype === "f32" ? "f32" : "bf16");
     case "norm":
       return keepAs(normDtype);
   }
@@ -310,6 +326,7 @@ async function loadWeights(
 ): Promise<{ weights: LlamaWeights; hostPeakBytes: number; rssPeakBytes: number; dtypes: Record<string, number> }> {
   const blocksize = options.blocksize ?? 64;
   const normDtype = options.normDtype ?? "f32";
+  const baseDtype = options.baseDtype ?? "nf4";
   const sink = progressSink(options.progress);
   const total = slots.reduce((n, s) => n + reader.sourceBytes(s.name), 0);
   const bar = sink ? new Progress(label, { total, sink }) : undefined;
@@ -322,7 +339,7 @@ async function loadWeights(
       // The host copy lives in this iteration only: nothing keeps it once it is on the device.
       const host = await reader.read(slot.name);
       const hostBytes = host.hostBytes;
-      const tensor = place(backend, slot, host, blocksize, normDtype);
+      const tensor = place(backend, slot, host, blocksize, normDtype, baseDtype);
       loaded.set(slot.name, tensor);
       hostPeakBytes = Math.max(hostPeakBytes, hostBytes);
       rssPeakBytes = Math.max(rssPeakBytes, Deno.memoryUsage().rss);
@@ -574,7 +591,8 @@ export function describeModel(model: LoadedModel<Tokenizer | null>): string {
     `${w.tied ? "tied" : "separate"} embeddings and lm_head. On ${model.device}: ${
       formatBytes(model.stats.deviceBytes)
     } ` +
-    `(linears NF4 blocks of ${w.blocksize}, embeddings bf16, norms ${w.finalNorm.dtype}), ` +
+    `(linears ${w.linearDtype === "nf4" ? `NF4 blocks of ${w.blocksize}` : w.linearDtype}, ` +
+    `embeddings ${w.embeddings.dtype}, norms ${w.finalNorm.dtype}), ` +
     `loaded in ${model.stats.seconds.toFixed(2)} s holding at most ${formatBytes(model.stats.hostPeakBytes)} ` +
     `of tensor data on the host at once (process RSS peak ${formatBytes(model.stats.rssPeakBytes)}).`;
 }

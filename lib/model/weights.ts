@@ -5,6 +5,9 @@
  * seven projections q, k, v, o, gate, up, down in NF4 ([out, in], blocks of
  * 64 by default); the final norm; and the lm_head, which is the embedding
  * tensor itself when the model ties them, else its own bf16 [vocab, hidden].
+ * A dense base (load option `baseDtype` "bf16" or "f32", for parity tests
+ * against unquantized references) keeps the linears dense in that dtype, and
+ * with "f32" the embeddings and lm_head too.
  *
  * The names follow Hugging Face's (model.layers.N.self_attn.q_proj.weight and
  * so on), and the projection names are PEFT's `target_modules`.
@@ -148,17 +151,23 @@ export function parameterCount(config: Parameters<typeof llamaTensorSlots>[0]): 
   return llamaTensorSlots(config).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
 }
 
+/** A frozen linear weight [out, in]: NF4 (the QLoRA base) or dense bf16 / f32. */
+export type LinearWeight = Nf4Weight | Tensor<"bf16" | "f32">;
+
+/** The dtype of the embeddings and an untied lm_head: bf16, or f32 for an f32 dense base. */
+export type EmbeddingDType = "bf16" | "f32";
+
 /** One decoder layer's weights. */
 export interface LayerWeights {
   /** RMSNorm weight before attention, [hidden]. */
   readonly inputLayernorm: Tensor<NormDType>;
   /** RMSNorm weight before the MLP, [hidden]. */
   readonly postAttentionLayernorm: Tensor<NormDType>;
-  /** The seven projections in NF4, [out, in] each, by PEFT module name. */
-  readonly linear: Readonly<Record<LinearName, Nf4Weight>>;
+  /** The seven projections, [out, in] each, by PEFT module name: NF4, or dense for a dense base. */
+  readonly linear: Readonly<Record<LinearName, LinearWeight>>;
 }
 
-/** A loaded tensor: dense (embeddings, norms, lm_head) or NF4 (linears). */
+/** A loaded tensor: dense (embeddings, norms, lm_head, dense linears) or NF4 (linears). */
 export type LoadedTensor = Tensor<"bf16" | "f32"> | Nf4Weight;
 
 function bytesOf(t: LoadedTensor): number {
@@ -180,24 +189,27 @@ function bytesOf(t: LoadedTensor): number {
  * ```
  */
 export class LlamaWeights implements Disposable {
-  /** Token embeddings, bf16 [vocab, hidden]. */
-  readonly embeddings: Tensor<"bf16">;
+  /** Token embeddings, [vocab, hidden]: bf16 (f32 for an f32 dense base). */
+  readonly embeddings: Tensor<EmbeddingDType>;
   /** The decoder layers, first to last. */
   readonly layers: readonly LayerWeights[];
   /** The final RMSNorm weight, [hidden]. */
   readonly finalNorm: Tensor<NormDType>;
-  /** The output projection, bf16 [vocab, hidden]; the same object as `embeddings` when tied. */
-  readonly lmHead: Tensor<"bf16">;
-  /** Elements per NF4 absmax block of the linears. */
+  /** The output projection [vocab, hidden], the dtype of `embeddings`; the same object when tied. */
+  readonly lmHead: Tensor<EmbeddingDType>;
+  /** Elements per NF4 absmax block of the linears (64 when they are dense). */
   readonly blocksize: number;
+  /** How the linears are stored: "nf4" (the QLoRA base) or a dense dtype. */
+  readonly linearDtype: "nf4" | "bf16" | "f32";
   readonly #all: LoadedTensor[];
 
   private constructor(
-    embeddings: Tensor<"bf16">,
+    embeddings: Tensor<EmbeddingDType>,
     layers: LayerWeights[],
     finalNorm: Tensor<NormDType>,
-    lmHead: Tensor<"bf16">,
+    lmHead: Tensor<EmbeddingDType>,
     blocksize: number,
+    linearDtype: "nf4" | "bf16" | "f32",
     all: LoadedTensor[],
   ) {
     this.embeddings = embeddings;
@@ -205,13 +217,15 @@ export class LlamaWeights implements Disposable {
     this.finalNorm = finalNorm;
     this.lmHead = lmHead;
     this.blocksize = blocksize;
+    this.linearDtype = linearDtype;
     this.#all = all;
   }
 
   /**
    * Assembles the weights from loaded tensors keyed by HF name (every slot of
    * {@link llamaTensorSlots}); throws naming the first one that is missing or
-   * of the wrong kind. Takes ownership: the tensors are freed with the result.
+   * of the wrong kind. The linears are all NF4 or all dense of one dtype.
+   * Takes ownership: the tensors are freed with the result.
    */
   static fromTensors(
     config: Parameters<typeof llamaTensorSlots>[0],
@@ -224,18 +238,18 @@ export class LlamaWeights implements Disposable {
       }
       return t as Tensor<D>;
     };
-    const nf4 = (name: string): Nf4Weight => {
+    const linearOf = (name: string): LinearWeight => {
       const t = tensors.get(name);
-      if (t === undefined || t instanceof Tensor) throw new TypeError(`weights: "${name}" must be a loaded NF4 weight`);
+      if (t === undefined) throw new TypeError(`weights: "${name}" must be a loaded NF4 or dense weight`);
       return t;
     };
     const norms = ["f32", "bf16"] as const;
-    const embeddings = dense("model.embed_tokens.weight", ["bf16"]);
+    const embeddings = dense("model.embed_tokens.weight", ["bf16", "f32"]);
     const layers: LayerWeights[] = [];
     for (let l = 0; l < config.numLayers; l++) {
-      const linear = Object.fromEntries(LINEAR_NAMES.map((n) => [n, nf4(linearTensorName(l, n))])) as Record<
+      const linear = Object.fromEntries(LINEAR_NAMES.map((n) => [n, linearOf(linearTensorName(l, n))])) as Record<
         LinearName,
-        Nf4Weight
+        LinearWeight
       >;
       layers.push({
         inputLayernorm: dense(`model.layers.${l}.input_layernorm.weight`, norms),
@@ -243,12 +257,16 @@ export class LlamaWeights implements Disposable {
         linear,
       });
     }
-    const blocksizes = new Set(layers.flatMap((l) => LINEAR_NAMES.map((n) => l.linear[n].blocksize)));
+    const linears = layers.flatMap((l) => LINEAR_NAMES.map((n) => l.linear[n]));
+    const kinds = new Set(linears.map((w) => w instanceof Tensor ? w.dtype : "nf4" as const));
+    if (kinds.size > 1) throw new TypeError(`weights: the linears mix storage types ${[...kinds]}; use one`);
+    const blocksizes = new Set(linears.flatMap((w) => w instanceof Tensor ? [] : [w.blocksize]));
     if (blocksizes.size > 1) throw new TypeError(`weights: the linears mix NF4 blocksizes ${[...blocksizes]}`);
     const finalNorm = dense("model.norm.weight", norms);
-    const lmHead = config.tieWordEmbeddings ? embeddings : dense("lm_head.weight", ["bf16"]);
+    const lmHead = config.tieWordEmbeddings ? embeddings : dense("lm_head.weight", [embeddings.dtype]);
     const all = llamaTensorSlots(config).map((s) => tensors.get(s.name)!);
-    return new LlamaWeights(embeddings, layers, finalNorm, lmHead, [...blocksizes][0] ?? 64, all);
+    const linearDtype = [...kinds][0] ?? "nf4";
+    return new LlamaWeights(embeddings, layers, finalNorm, lmHead, [...blocksizes][0] ?? 64, linearDtype, all);
   }
 
   /** True when the lm_head is the embedding tensor. */
