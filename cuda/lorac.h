@@ -201,7 +201,8 @@ LORAC_API int lorac_rmsnorm_backward(lorac_ctx *ctx, int32_t rows, int32_t dim, 
 
 /* RoPE with HF's rotate_half pairing on x [T, n_heads, head_dim]: with
  * half = head_dim / 2 and, for i < half, the angle a = (float)positions[t] *
- * inv_freq[i] rounded to fp32 (as LlamaRotaryEmbedding computes it):
+ * inv_freq[i] rounded to fp32 (as LlamaRotaryEmbedding computes it), and its
+ * cos and sin to fp32 accuracy (angles reach 1e5 radians: no fast intrinsics):
  *   y[i] = x[i] cos a - x[i + half] sin a,  y[i + half] = x[i + half] cos a + x[i] sin a.
  * inv_freq (F32 [half]) comes from the model config (lib/backend/rope_freqs.ts).
  * y may be x (in place). */
