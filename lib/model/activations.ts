@@ -139,6 +139,8 @@ export interface PlannedActivations {
   readonly lossSum: Tensor<"f32">;
   /** Per-row losses, f32 [n]. */
   readonly rowLoss: Tensor<"f32">;
+  /** Logits of the output rows, f32 [n, vocab] (inference plans only). */
+  readonly logits: Tensor<"f32"> | null;
   /** Copies the batch's int32 inputs to the device in one transfer. */
   upload(values: BatchUpload): void;
 }
@@ -304,6 +306,7 @@ export class Activations implements Disposable {
     };
     const final = { xn: f([T, D]), rstd: f([T]), dxn: inference ? f([0]) : f([T, D]) };
     const lossSum = f([1]), rowLoss = f([n]);
+    const logits = inference ? f([n, c.vocabSize]) : null;
 
     // The int32 inputs lie end to end in one buffer so one transfer uploads them all.
     const S = numSeqs;
@@ -348,6 +351,7 @@ export class Activations implements Disposable {
       ints: { tokens, rows, targets, lensBefore, lensAfter },
       lossSum,
       rowLoss,
+      logits,
       upload,
     };
   }

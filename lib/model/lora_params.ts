@@ -222,6 +222,12 @@ export class LoraParams implements Disposable {
     return this.#readSection(0);
   }
 
+  /** Overwrites the parameters with `values` ([n] fp32, the buffer's order). */
+  setParams(values: Float32Array): void {
+    if (values.length !== this.n) throw new RangeError(`setParams: ${values.length} values for ${this.n} parameters`);
+    this.#writeParams(values);
+  }
+
   /** The gradients, [n] fp32, copied to the host. */
   grads(): Float32Array {
     return this.#readSection(1);
