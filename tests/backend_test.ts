@@ -84,3 +84,9 @@ Deno.test("backend: --device cuda without a usable GPU names what is missing", a
   using auto = await openBackend("auto");
   assert.equal(auto.kind, "cpu");
 });
+
+Deno.test("backend: zero-element tensors round-trip", async () => {
+  using backend = await openBackend("cpu");
+  using t = backend.fromHost(new Float32Array(0), [0, 4], "f32");
+  assert.deepEqual(t.toHost(), new Float32Array(0));
+});

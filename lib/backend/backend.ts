@@ -130,6 +130,7 @@ export class Backend implements Disposable {
     if (data.byteLength !== tensor.bytes) {
       throw new RangeError(`write: ${data.byteLength} bytes given for a ${tensor.bytes}-byte tensor`);
     }
+    if (tensor.bytes === 0) return; // Deno passes an empty buffer as NULL.
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     this.check(this.lib.symbols.lorac_copy_h2d(this.ctx, tensor.ptr, bytes, BigInt(tensor.bytes)));
   }
@@ -137,6 +138,7 @@ export class Backend implements Disposable {
   /** Copies a tensor's bytes to a new host array (waits for queued work). */
   toHost<D extends DType>(tensor: Tensor<D>): HostArray<D> {
     const bytes = new ArrayBuffer(tensor.bytes);
+    if (tensor.bytes === 0) return hostArray(tensor.dtype, bytes, 0);
     this.check(this.lib.symbols.lorac_copy_d2h(this.ctx, new Uint8Array(bytes), tensor.ptr, BigInt(tensor.bytes)));
     return hostArray(tensor.dtype, bytes, tensor.numel);
   }
