@@ -7,12 +7,15 @@
  *   deno task bench:gemm-vs-torch --all      every layer of both models
  *   deno task bench:gemm-vs-torch --reps 9   timed calls per cell (median reported; default 5)
  *
- * torch runs in $LORAC_ORACLE_PYTHON, else .oracle-venv/bin/python (made by
- * tests/oracle/setup.sh); without either, the torch columns are skipped.
+ * Two tables: by the wall clock, and per CPU-second (flops / process CPU time
+ * x threads), which estimates the idle-machine rate when other work shares the
+ * cores. torch runs in $LORAC_ORACLE_PYTHON, else .oracle-venv/bin/python
+ * (made by tests/oracle/setup.sh); without either its columns stay empty.
  *
  * @module
  */
 
+import process from "node:process";
 import { buildCpu, buildDir } from "../cuda/build.ts";
 import { type Backend, openBackend } from "../lib/backend/backend.ts";
 import { type FloatTensor, nf4Gemm, nf4GemmDx } from "../lib/backend/gemm.ts";
@@ -20,17 +23,24 @@ import { type Nf4Weight, nf4Weight } from "../lib/backend/nf4.ts";
 import { Rng } from "../tests/reference/random.ts";
 import { gemmFlops, type GemmShape, LLAMA_32_1B, SMOLLM2_135M } from "./gemm_shapes.ts";
 
-/** The peak of bench/peak_flops.cpp, GFLOP/s on all threads. */
+/** What bench/peak_flops.cpp prints: GFLOP/s on all threads (wall clock) and per core-second. */
 interface Peak {
   isa: string;
   threads: number;
   fp32_gflops: number;
+  fp32_gflops_core: number;
   bf16_gflops: number;
+  bf16_gflops_core: number;
+}
+
+/** Median seconds per call: wall clock, and CPU time of the whole process. */
+interface Timing {
+  wall: number;
+  cpu: number;
 }
 
 type Op = "forward" | "dx";
 
-/** Median of a non-empty list. */
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
@@ -43,7 +53,7 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
-/** Builds (when the source changed) and runs bench/peak_flops.cpp. */
+/** Builds (when the source is newer) and runs bench/peak_flops.cpp; best of three runs. */
 async function measurePeak(): Promise<Peak> {
   const src = new URL("peak_flops.cpp", import.meta.url).pathname;
   const exe = `${buildDir()}/peak_flops`;
@@ -52,10 +62,18 @@ async function measurePeak(): Promise<Peak> {
     await Deno.mkdir(buildDir(), { recursive: true });
     await run(Deno.env.get("CXX") ?? "g++", ["-O2", "-fopenmp", src, "-o", exe]);
   }
-  // Best of three: other work on the machine only ever lowers it.
   const runs: Peak[] = [];
   for (let i = 0; i < 3; i++) runs.push(JSON.parse(await run(exe, [])));
-  return runs.reduce((a, b) => (b.fp32_gflops > a.fp32_gflops ? b : a));
+  // Other work on the machine only ever lowers a measurement.
+  const best = (key: keyof Peak) => Math.max(...runs.map((r) => r[key] as number));
+  return {
+    isa: runs[0].isa,
+    threads: runs[0].threads,
+    fp32_gflops: best("fp32_gflops"),
+    fp32_gflops_core: best("fp32_gflops_core"),
+    bf16_gflops: best("bf16_gflops"),
+    bf16_gflops_core: best("bf16_gflops_core"),
+  };
 }
 
 /** The Python with torch, or null. */
@@ -70,19 +88,22 @@ async function torchPython(): Promise<string | null> {
   return null;
 }
 
-/** Seconds per call of torch's matmul, keyed by `${name} ${op} ${dtype}`. */
+/** torch's timings of one shape, keyed by `${name} ${op} ${dtype}` (dtype bf16 or fp32). */
 async function timeTorch(
   python: string,
-  shapes: readonly GemmShape[],
+  shape: GemmShape,
   reps: number,
   threads: number,
-): Promise<{ version: string; seconds: Map<string, number> }> {
+): Promise<{ version: string; timings: Map<string, Timing> }> {
   const script = new URL("torch_gemm.py", import.meta.url).pathname;
   // A cell stops early after 10 s of timed calls: torch's bf16 matmul can be that slow.
-  const out = JSON.parse(await run(python, [script, JSON.stringify({ shapes, reps, budget: 10, threads })]));
-  const seconds = new Map<string, number>();
-  for (const r of out.results) seconds.set(`${r.name} ${r.op} ${r.dtype}`, median(r.seconds));
-  return { version: out.torch, seconds };
+  const config = { shapes: [shape], reps, budget: 10, threads };
+  const out = JSON.parse(await run(python, [script, JSON.stringify(config)]));
+  const timings = new Map<string, Timing>();
+  for (const r of out.results) {
+    timings.set(`${r.name} ${r.op} ${r.dtype}`, { wall: median(r.seconds), cpu: median(r.cpu_seconds) });
+  }
+  return { version: out.torch, timings };
 }
 
 /** A random NF4 weight [N, K]: timing does not depend on the codes. */
@@ -98,15 +119,17 @@ function randomFloat(backend: Backend, rng: Rng, rows: number, cols: number, dty
   for (let i = 0; i < values.length; i++) values[i] = rng.uniform(-1, 1);
   const f32 = backend.fromHost(values, [rows, cols], "f32");
   if (dtype === "f32") return f32;
-  try {
-    return backend.convert(f32, "bf16");
-  } finally {
-    f32.free();
-  }
+  using _ = f32;
+  return backend.convert(f32, "bf16");
 }
 
-/** Median seconds per call of our NF4 GEMM; input and output in `dtype`. */
-function timeOurs(backend: Backend, shape: GemmShape, op: Op, dtype: "f32" | "bf16", reps: number): number {
+function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+/** Our NF4 GEMM with input and output in `dtype`: one warm-up, then `reps` timed calls. */
+function timeOurs(backend: Backend, shape: GemmShape, op: Op, dtype: "f32" | "bf16", reps: number): Timing {
   const { M, N, K } = shape;
   const rng = new Rng(1);
   using w = randomNf4(backend, rng, N, K);
@@ -114,13 +137,15 @@ function timeOurs(backend: Backend, shape: GemmShape, op: Op, dtype: "f32" | "bf
   using output = backend.empty([M, op === "forward" ? N : K], dtype);
   const call = () => op === "forward" ? nf4Gemm(backend, input, w, output) : nf4GemmDx(backend, input, w, output);
   call();
-  const seconds: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
+    const [t0, c0] = [performance.now(), cpuSeconds()];
     call();
-    seconds.push((performance.now() - t0) / 1e3);
+    wall.push((performance.now() - t0) / 1e3);
+    cpu.push(cpuSeconds() - c0);
   }
-  return median(seconds);
+  return { wall: median(wall), cpu: median(cpu) };
 }
 
 function parseArgs(args: string[]): { all: boolean; reps: number } {
@@ -130,10 +155,58 @@ function parseArgs(args: string[]): { all: boolean; reps: number } {
   return { all: args.includes("--all"), reps };
 }
 
-const pad = (s: string, n: number) => s.padStart(n);
-const gf = (flops: number, s: number | undefined) => s === undefined ? "-" : (flops / s / 1e9).toFixed(1);
-const ratio = (ours: number, theirs: number | undefined) =>
-  theirs === undefined ? "-" : `${(theirs / ours).toFixed(2)}x`;
+/** Prints one table; `rate` turns a timing into GFLOP/s, `peak` is the matching fp32 / bf16 peak. */
+function printTable(
+  title: string,
+  shapes: readonly GemmShape[],
+  results: Map<string, Timing>,
+  rate: (flops: number, t: Timing) => number,
+  peak: { f32: number; bf16: number },
+): void {
+  const columns: [string, number][] = [
+    ["layer", 21],
+    ["op", 8],
+    ["M·N·K", 16],
+    ["ours f32", 10],
+    ["ours bf16", 11],
+    ["torch bf16", 12],
+    ["torch f32", 11],
+    ["%peak f32", 11],
+    ["%peak bf16", 12],
+    ["bf16 vs torch", 15],
+    ["f32 vs torch", 14],
+  ];
+  const line = (cells: string[]) =>
+    console.log(cells.map((c, i) => i < 2 ? c.padEnd(columns[i][1]) : c.padStart(columns[i][1])).join(""));
+  console.log(`\n${title}`);
+  line(columns.map(([name]) => name));
+  for (const shape of shapes) {
+    for (const op of ["forward", "dx"] as const) {
+      const flops = gemmFlops(shape);
+      const get = (who: string) => {
+        const t = results.get(`${shape.name} ${op} ${who}`);
+        return t === undefined ? undefined : rate(flops, t);
+      };
+      const [f32, bf16, tb, tf] = [get("f32"), get("bf16"), get("torch bf16"), get("torch fp32")];
+      const num = (x: number | undefined) => x === undefined ? "-" : x.toFixed(1);
+      const pct = (x: number | undefined, p: number) => x === undefined ? "-" : `${(100 * x / p).toFixed(0)}%`;
+      const ratio = (a?: number, b?: number) => a === undefined || b === undefined ? "-" : `${(a / b).toFixed(2)}x`;
+      line([
+        shape.name,
+        op,
+        `${shape.M}·${shape.N}·${shape.K}`,
+        num(f32),
+        num(bf16),
+        num(tb),
+        num(tf),
+        pct(f32, peak.f32),
+        pct(bf16, peak.bf16),
+        ratio(bf16, tb),
+        ratio(f32, tf),
+      ]);
+    }
+  }
+}
 
 async function main(): Promise<void> {
   const { all, reps } = parseArgs(Deno.args);
@@ -142,72 +215,50 @@ async function main(): Promise<void> {
   const peak = await measurePeak();
   const shapes = all ? [...SMOLLM2_135M, ...LLAMA_32_1B] : [...SMOLLM2_135M, LLAMA_32_1B[0], LLAMA_32_1B[1]];
   const threads = peak.threads;
+  const loadBefore = Deno.loadavg()[0];
   console.log(`device: ${backend.deviceName}`);
   console.log(
-    `measured peak (${peak.isa}, ${threads} threads): fp32 FMA ${peak.fp32_gflops.toFixed(1)} GFLOP/s, ` +
-      `bf16 ${peak.bf16_gflops.toFixed(1)} GFLOP/s${
-        peak.bf16_gflops === peak.fp32_gflops ? " (no bf16 arithmetic)" : ""
-      }`,
+    `measured peak (${peak.isa}): fp32 FMA ${peak.fp32_gflops_core.toFixed(1)} GFLOP/s per core ` +
+      `(${peak.fp32_gflops.toFixed(1)} on ${threads} threads by the wall clock now); bf16 ` +
+      `${peak.bf16_gflops_core.toFixed(1)} per core` +
+      (peak.bf16_gflops_core === peak.fp32_gflops_core ? " (no bf16 arithmetic: the fp32 FMA units)" : ""),
   );
-  console.log(`median of ${reps} calls after a warm-up (torch: fewer past 10 s a cell); GFLOP/s = 2·M·N·K / time\n`);
 
   // Shape by shape, ours then torch's, so both see the same load on the machine.
   const python = await torchPython();
-  const ours = new Map<string, number>();
-  const torch = new Map<string, number>();
+  const results = new Map<string, Timing>();
   let torchVersion = "";
   for (const shape of shapes) {
     for (const op of ["forward", "dx"] as const) {
       for (const dtype of ["f32", "bf16"] as const) {
-        ours.set(`${shape.name} ${op} ${dtype}`, timeOurs(backend, shape, op, dtype, reps));
+        results.set(`${shape.name} ${op} ${dtype}`, timeOurs(backend, shape, op, dtype, reps));
       }
     }
     if (!python) continue;
-    const t = await timeTorch(python, [shape], reps, threads);
-    torchVersion = t.version;
-    for (const [key, seconds] of t.seconds) torch.set(key, seconds);
+    const torch = await timeTorch(python, shape, reps, threads);
+    torchVersion = torch.version;
+    for (const [key, t] of torch.timings) results.set(key.replace(/ (bf16|fp32)$/, " torch $1"), t);
   }
   console.log(python ? `torch ${torchVersion} (${python})` : "torch: no $LORAC_ORACLE_PYTHON or .oracle-venv: skipped");
-
-  const header = [
-    "layer",
-    "op",
-    "M·N·K",
-    "ours f32",
-    "ours bf16",
-    "torch bf16",
-    "torch f32",
-    "%peak f32",
-    "%peak bf16",
-  ];
-  const widths = [22, 8, 16, 9, 10, 11, 10, 10, 11, 16, 15];
   console.log(
-    [...header, "bf16 vs torch", "f32 vs torch"].map((h, i) => i < 2 ? h.padEnd(widths[i]) : pad(h, widths[i]))
-      .join(""),
+    `median of ${reps} calls after a warm-up (torch: fewer once a cell passes 10 s); GFLOP/s = 2·M·N·K / time; ` +
+      `load average ${loadBefore.toFixed(1)} before, ${Deno.loadavg()[0].toFixed(1)} after`,
   );
-  for (const shape of shapes) {
-    for (const op of ["forward", "dx"] as const) {
-      const key = `${shape.name} ${op}`;
-      const flops = gemmFlops(shape);
-      const [f32, bf16] = [ours.get(`${key} f32`)!, ours.get(`${key} bf16`)!];
-      const [tb, tf] = [torch.get(`${key} bf16`), torch.get(`${key} fp32`)];
-      const cells = [
-        shape.name.padEnd(widths[0]),
-        op.padEnd(widths[1]),
-        pad(`${shape.M}·${shape.N}·${shape.K}`, widths[2]),
-        pad(gf(flops, f32), widths[3]),
-        pad(gf(flops, bf16), widths[4]),
-        pad(gf(flops, tb), widths[5]),
-        pad(gf(flops, tf), widths[6]),
-        pad(`${(100 * flops / f32 / 1e9 / peak.fp32_gflops).toFixed(0)}%`, widths[7]),
-        pad(`${(100 * flops / bf16 / 1e9 / peak.bf16_gflops).toFixed(0)}%`, widths[8]),
-        pad(ratio(bf16, tb), widths[9]),
-        pad(ratio(f32, tf), widths[10]),
-      ];
-      console.log(cells.join(""));
-    }
-  }
-  console.log("\n'vs torch' = torch time / our time (> 1: we are faster); ours bf16 = bf16 X and Y.");
+  console.log("ours bf16 = bf16 input and output; 'vs torch' = our GFLOP/s / torch's (> 1: we are faster)");
+
+  // The peak of all threads on an idle machine: the per-core rate (robust to other work) times the threads.
+  const idlePeak = { f32: peak.fp32_gflops_core * threads, bf16: peak.bf16_gflops_core * threads };
+  printTable("by the wall clock (GFLOP/s)", shapes, results, (f, t) => f / t.wall / 1e9, idlePeak);
+  printTable(
+    "per CPU-second: flops / (process CPU time / threads), the rate with the cores to ourselves",
+    shapes,
+    results,
+    (f, t) => f / (t.cpu / threads) / 1e9,
+    idlePeak,
+  );
+  console.log(
+    `\n%peak: of ${threads} x the per-core peak (fp32 ${idlePeak.f32.toFixed(1)}, bf16 ${idlePeak.bf16.toFixed(1)})`,
+  );
 }
 
 if (import.meta.main) await main();

@@ -4,7 +4,8 @@ Reads one JSON argument: {"shapes": [{"name", "M", "N", "K"}], "reps": int,
 "budget": seconds, "threads": int}. For every shape, dtype (bf16, fp32) and
 op it runs one warm-up, then up to `reps` timed calls within `budget`
 seconds, and prints one JSON object:
-{"torch": version, "results": [{"name", "op", "dtype", "seconds": [...]}]}.
+{"torch": version, "results": [{"name", "op", "dtype", "seconds": [...],
+"cpu_seconds": [...]}]} (cpu_seconds: process CPU time of each call, all threads).
 
   forward: F.linear(x, w)  = x[M,K] @ w[N,K]^T   (what nn.Linear runs)
   dx:      dy[M,N] @ w[N,K]                      (what autograd runs for grad_input)
@@ -23,12 +24,13 @@ def timed(fn, reps, budget):
     least one) once `budget` seconds are spent: bf16 matmuls without bf16
     hardware can take many seconds each."""
     fn()
-    seconds = []
+    seconds, cpu_seconds = [], []
     while len(seconds) < reps and (not seconds or sum(seconds) < budget):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         seconds.append(time.perf_counter() - t0)
-    return seconds
+        cpu_seconds.append(time.process_time() - c0)
+    return seconds, cpu_seconds
 
 
 def main():
@@ -44,8 +46,10 @@ def main():
                 dy = torch.randn(m, n, dtype=dtype)
                 ops = (("forward", lambda: F.linear(x, w)), ("dx", lambda: dy @ w))
                 for op, fn in ops:
-                    seconds = timed(fn, cfg["reps"], cfg["budget"])
-                    results.append({"name": shape["name"], "op": op, "dtype": name, "seconds": seconds})
+                    seconds, cpu_seconds = timed(fn, cfg["reps"], cfg["budget"])
+                    results.append(
+                        {"name": shape["name"], "op": op, "dtype": name, "seconds": seconds, "cpu_seconds": cpu_seconds}
+                    )
     print(json.dumps({"torch": torch.__version__, "results": results}))
 
 

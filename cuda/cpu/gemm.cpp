@@ -40,16 +40,15 @@ struct Operand {
   int shift;
 };
 
-// Decodes `count` consecutive elements from flat index i0 into f32.
-static void load_run(const Operand &op, int64_t i0, int64_t count, float *out) {
-  if (op.dtype == LORAC_F32) {
-    std::memcpy(out, (const float *)op.p + i0, (size_t)count * sizeof(float));
-    return;
-  }
+// `count` consecutive elements from flat index i0 as f32: a pointer into an
+// f32 operand, else decoded into `out`.
+static const float *load_run(const Operand &op, int64_t i0, int64_t count, float *out) {
+  if (op.dtype == LORAC_F32) return (const float *)op.p + i0;
+  const float *run = out;
   if (op.dtype == LORAC_BF16) {
     const uint16_t *s = (const uint16_t *)op.p + i0;
     for (int64_t t = 0; t < count; t++) out[t] = bf16_to_f32(s[t]);
-    return;
+    return run;
   }
   // NF4: two codes per byte, the even element in the high nibble.
   const uint8_t *w = (const uint8_t *)op.p;
@@ -66,6 +65,7 @@ static void load_run(const Operand &op, int64_t i0, int64_t count, float *out) {
     }
     if (i < block_end) *out++ = kNf4Code[w[i >> 1] >> 4] * s, i++;
   }
+  return run;
 }
 
 // ---- packing --------------------------------------------------------------
@@ -97,13 +97,13 @@ static void pack(const Operand &op, int64_t x0, int64_t xn, int64_t k0, int64_t 
     const int ws = (int)std::min<int64_t>(w, xn - s);
     if (op.sk == 1) {  // runs along k: one x at a time
       for (int j = 0; j < ws; j++) {
-        load_run(op, (x0 + s + j) * op.sx + k0, kn, tmp);
-        for (int64_t k = 0; k < kn; k++) put<P>(panel, w, k, j, tmp[k]);
+        const float *run = load_run(op, (x0 + s + j) * op.sx + k0, kn, tmp);
+        for (int64_t k = 0; k < kn; k++) put<P>(panel, w, k, j, run[k]);
       }
     } else {  // runs along x: one k at a time
       for (int64_t k = 0; k < kn; k++) {
-        load_run(op, (x0 + s) * op.sx + (k0 + k) * op.sk, ws, tmp);
-        for (int j = 0; j < ws; j++) put<P>(panel, w, k, j, tmp[j]);
+        const float *run = load_run(op, (x0 + s) * op.sx + (k0 + k) * op.sk, ws, tmp);
+        for (int j = 0; j < ws; j++) put<P>(panel, w, k, j, run[j]);
       }
     }
     for (int64_t k = 0; k < kp; k++)
@@ -223,6 +223,19 @@ static Blocks blocks_for(const GemmKernel &kern, int64_t rows, int64_t cols, int
   return {balanced(rows, kern.mc, kern.mr), balanced(K, kern.kc, 2), balanced(cols, kern.nc, kern.nr)};
 }
 
+// c = bf16(sum + beta * c) for n elements, as f32_to_bf16 but branch-free so
+// that it vectorizes: with a short K this pass is a noticeable part of the GEMM.
+static void store_bf16(const float *sum, uint16_t *c, int64_t n, float beta) {
+  for (int64_t j = 0; j < n; j++) {
+    const float v = beta == 0.0f ? sum[j] : sum[j] + beta * bf16_to_f32(c[j]);
+    uint32_t u;
+    std::memcpy(&u, &v, sizeof u);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (u >> 16) | 0x40u;
+    c[j] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+  }
+}
+
 // C = alpha * sum + beta * C over rows m0..m1, columns n0..n1.
 template <GemmPacking P>
 static void gemm_tile(const GemmKernel &kern, const Blocks &bl, const Problem &pr, int64_t m0, int64_t m1,
@@ -255,12 +268,7 @@ static void gemm_tile(const GemmKernel &kern, const Blocks &bl, const Problem &p
       }
     }
     if (direct) continue;
-    for (int64_t i = m0; i < m1; i++) {
-      uint16_t *c = (uint16_t *)pr.c + i * pr.ldc + jc;
-      const float *w = ws + (i - m0) * nc;
-      for (int64_t j = 0; j < nc; j++)
-        c[j] = f32_to_bf16(pr.beta == 0.0f ? w[j] : w[j] + pr.beta * bf16_to_f32(c[j]));
-    }
+    for (int64_t i = m0; i < m1; i++) store_bf16(ws + (i - m0) * nc, (uint16_t *)pr.c + i * pr.ldc + jc, nc, pr.beta);
   }
 }
 
