@@ -15,12 +15,26 @@ constexpr int kMr = 12;
 constexpr int kNv = 2;  // zmm vectors per row of the tile
 constexpr int kNr = kNv * 16;
 
+// C is touched only at the end: start fetching its 12 rows of 128 bytes now.
+__attribute__((always_inline)) inline void prefetch_tile(const float *c, int64_t ldc) {
+#pragma GCC unroll 12
+  for (int i = 0; i < kMr; i++) {
+    _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(c + i * ldc + kNr - 1), _MM_HINT_T0);
+  }
+}
+
 // The shared epilogue: C = alpha * acc + beta * C for a full or edge tile.
-void store_tile(__m512 (&acc)[kMr][kNv], float *c, int64_t ldc, float alpha, float beta, int m, int n) {
+// Inlined with every loop unrolled, as in the kernels: GCC keeps the acc
+// array in registers only when no loop indexes it at run time.
+__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[kMr][kNv], float *c, int64_t ldc, float alpha,
+                                                      float beta, int m, int n) {
   const __m512 va = _mm512_set1_ps(alpha);
   if (m == kMr && n == kNr) {
     const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
     for (int i = 0; i < kMr; i++)
+#pragma GCC unroll 2
       for (int v = 0; v < kNv; v++) {
         float *cp = c + i * ldc + 16 * v;
         __m512 r = _mm512_mul_ps(va, acc[i][v]);
@@ -30,7 +44,9 @@ void store_tile(__m512 (&acc)[kMr][kNv], float *c, int64_t ldc, float alpha, flo
     return;
   }
   alignas(64) float tile[kMr * kNr];
+#pragma GCC unroll 12
   for (int i = 0; i < kMr; i++)
+#pragma GCC unroll 2
     for (int v = 0; v < kNv; v++) _mm512_store_ps(tile + i * kNr + 16 * v, acc[i][v]);
   gemm_update_tile(tile, kNr, c, ldc, alpha, beta, m, n);
 }
@@ -44,6 +60,7 @@ void kernel_f32(int64_t k, const void *a_, const void *b_, float *c, int64_t ldc
   for (int i = 0; i < kMr; i++)
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; v++) acc[i][v] = _mm512_setzero_ps();
+  prefetch_tile(c, ldc);
 #pragma GCC unroll 2
   for (int64_t p = 0; p < k; p++) {
     __m512 bv[kNv];
@@ -71,6 +88,7 @@ void kernel_bf16(int64_t k, const void *a_, const void *b_, float *c, int64_t ld
   for (int i = 0; i < kMr; i++)
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; v++) acc[i][v] = _mm512_setzero_ps();
+  prefetch_tile(c, ldc);
 #pragma GCC unroll 2
   for (int64_t p = 0; p < k; p++) {
     __m512bh bv[kNv];
