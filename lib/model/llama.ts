@@ -222,7 +222,11 @@ export class LlamaModel implements Disposable {
     const count = batch.lossRows.length;
     const L = this.config.numLayers;
     rmsnormForward(b, acts.residual(L), this.weights.finalNorm, acts.final.xn, acts.final.rstd, this.config.rmsNormEps);
-    if (count === 0) return { lossSum: 0, count };
+    if (count === 0) {
+      // Nothing to differentiate: backward() then adds no gradient.
+      if (training && this.lora) this.#pending = { acts, ctx, count };
+      return { lossSum: 0, count };
+    }
     if (training) b.check(b.lib.symbols.lorac_memset(b.ctx, acts.final.dxn.ptr, 0, BigInt(acts.final.dxn.bytes)));
     linearCrossEntropy(b, acts.final.xn, this.weights.lmHead, acts.ints.rows, acts.ints.targets, {
       lossSum: acts.lossSum,
@@ -244,6 +248,7 @@ export class LlamaModel implements Disposable {
     }
     this.#pending = null;
     const { acts, ctx, count } = pending;
+    if (count === 0) return;
     const b = this.backend;
     const g = acts.grads!;
     const L = this.config.numLayers;
