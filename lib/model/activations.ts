@@ -200,7 +200,7 @@ function packedView(
   host: { cu: Int32Array },
 ): PackedBatch {
   const lengths = () => Array.from({ length: host.cu.length - 1 }, (_, s) => host.cu[s + 1] - host.cu[s]);
-  return {
+  const batch: PackedBatch = {
     get lengths() {
       return lengths();
     },
@@ -217,7 +217,8 @@ function packedView(
       return Math.max(0, ...lengths());
     },
     [Symbol.dispose]() {},
-  } as unknown as PackedBatch;
+  };
+  return batch;
 }
 
 /**
