@@ -184,7 +184,7 @@ function bytesOf(t: LoadedTensor): number {
  * using backend = await openBackend("cpu");
  * using model = await loadModel("../shared/models/stories260K/hf", backend, { tokenizer: false, progress: false });
  * const w = model.weights;
- * w.layers[0].linear.q_proj.packed.shape; // [64, 64]
+ * w.linearDtype; // "nf4"
  * w.lmHead === w.embeddings; // true: stories260K ties them
  * ```
  */
