@@ -22,7 +22,10 @@ mkdir -p .tools
 echo "compressing $deno_bin ($("$deno_bin" --version | head -1))" >&2
 xz -9 -T0 -c "$deno_bin" > .tools/deno.xz
 "$deno_bin" install >&2
-tar -cf - node_modules | xz -9 -T0 > .tools/node_modules.tar.xz
+# Deno touches its own bookkeeping files under node_modules/.deno while other
+# deno processes run; tar's status 1 ("a file changed as we read it") is harmless.
+tar --warning=no-file-changed -cf .tools/node_modules.tar node_modules || [ $? -eq 1 ]
+xz -9 -T0 -f .tools/node_modules.tar
 du -sh .tools/deno.xz .tools/node_modules.tar.xz >&2
 
 cat <<'EOF'

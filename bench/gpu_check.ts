@@ -25,6 +25,7 @@ import { archFor, cudaLibraryFor, queryGpu } from "./gpu_check/device.ts";
 import { type Check, checkOps } from "./gpu_check/ops.ts";
 import { benchGemms, type Timing } from "./gpu_check/speed.ts";
 import { checkTrainingStep } from "./gpu_check/train.ts";
+import { checkTransformerOps } from "./gpu_check/transformer.ts";
 
 interface Options {
   out: string;
@@ -117,7 +118,11 @@ async function main(): Promise<number> {
   const rng = new Rng(options.seed);
   console.log(`seed ${rng.seed} (replay with --seed ${rng.seed})`);
   const started = performance.now();
-  const checks = [...checkOps(cpu, cuda, rng), ...checkTrainingStep(cpu, cuda, rng)];
+  const checks = [
+    ...checkOps(cpu, cuda, rng),
+    ...checkTransformerOps(cpu, cuda, rng),
+    ...checkTrainingStep(cpu, cuda, rng),
+  ];
   printChecks(checks);
   console.log(`comparisons took ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const leaked = cuda.liveAllocations();

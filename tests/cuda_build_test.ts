@@ -15,7 +15,8 @@ function openCuda(): Deno.DynamicLibrary<typeof symbols> {
   } catch {
     assert.fail(`${path} is missing although nvcc is here: run \`deno task build\``);
   }
-  // dlopen resolves every symbol of the table: a missing export fails here, naming it.
+  // dlopen resolves every symbol of the table: a missing export fails here, naming it
+  // (those still marked optional come back null instead; the test below checks them).
   return Deno.dlopen(path, symbols);
 }
 
@@ -31,6 +32,9 @@ Deno.test({
     const lib = openCuda();
     try {
       assert.equal(lib.symbols.lorac_abi_version(), ABI_VERSION);
+      const table = lib.symbols as Record<string, unknown>;
+      const missing = Object.keys(symbols).filter((name) => table[name] === null);
+      assert.deepEqual(missing, [], `${path} lacks these symbols of cuda/lorac.h`);
     } finally {
       lib.close();
     }
@@ -80,6 +84,11 @@ Deno.test({
       ],
       ["lorac_global_norm", () => s.lorac_global_norm(null, null, 0n, null)],
       ["lorac_adamw_step", () => s.lorac_adamw_step(null, null, 0n, 1e-3, 0.9, 0.999, 1e-8, 0, 1, null, 0)],
+      ["lorac_add_scaled", () => s.lorac_add_scaled!(null, 4n, 1, null, 0, 0, null, 0, null, 0)],
+      [
+        "lorac_attention_forward",
+        () => s.lorac_attention_forward!(null, 1, null, 1, 1, 1, 1, 64, 1, null, null, null, 0, null, null),
+      ],
     ];
     try {
       for (const [name, call] of cases) {

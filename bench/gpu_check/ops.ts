@@ -82,7 +82,7 @@ export function download(t: FloatTensor): Float32Array {
 }
 
 /** Runs the same op on both backends, each on its own copy of the inputs. */
-function onBoth<T>(cpu: Backend, gpu: Backend, fn: (b: Backend) => T): [T, T] {
+export function onBoth<T>(cpu: Backend, gpu: Backend, fn: (b: Backend) => T): [T, T] {
   return [fn(cpu), fn(gpu)];
 }
 
