@@ -37,7 +37,12 @@ interface Peak {
 interface Timing {
   wall: number;
   cpu: number;
+  /** Timed on fewer rows and scaled to M (torch cells too slow to run whole). */
+  extrapolated?: boolean;
 }
+
+/** Seconds a torch cell may spend on timed calls; slower cells are extrapolated (see torch_gemm.py). */
+const TORCH_BUDGET_S = 5;
 
 type Op = "forward" | "dx";
 
@@ -88,22 +93,30 @@ async function torchPython(): Promise<string | null> {
   return null;
 }
 
+/** torch's version, as the benchmark script reports it. */
+async function torchVersion(python: string): Promise<string> {
+  return (await run(python, ["-c", "import torch; print(torch.__version__)"])).trim();
+}
+
 /** torch's timings of one shape, keyed by `${name} ${op} ${dtype}` (dtype bf16 or fp32). */
 async function timeTorch(
   python: string,
   shape: GemmShape,
   reps: number,
   threads: number,
-): Promise<{ version: string; timings: Map<string, Timing> }> {
+): Promise<Map<string, Timing>> {
   const script = new URL("torch_gemm.py", import.meta.url).pathname;
-  // A cell stops early after 10 s of timed calls: torch's bf16 matmul can be that slow.
-  const config = { shapes: [shape], reps, budget: 10, threads };
+  const config = { shapes: [shape], reps, budget: TORCH_BUDGET_S, threads };
   const out = JSON.parse(await run(python, [script, JSON.stringify(config)]));
   const timings = new Map<string, Timing>();
   for (const r of out.results) {
-    timings.set(`${r.name} ${r.op} ${r.dtype}`, { wall: median(r.seconds), cpu: median(r.cpu_seconds) });
+    timings.set(`${r.name} ${r.op} ${r.dtype}`, {
+      wall: median(r.seconds),
+      cpu: median(r.cpu_seconds),
+      extrapolated: r.extrapolated,
+    });
   }
-  return { version: out.torch, timings };
+  return timings;
 }
 
 /** A random NF4 weight [N, K]: timing does not depend on the codes. */
@@ -155,56 +168,59 @@ function parseArgs(args: string[]): { all: boolean; reps: number } {
   return { all: args.includes("--all"), reps };
 }
 
-/** Prints one table; `rate` turns a timing into GFLOP/s, `peak` is the matching fp32 / bf16 peak. */
-function printTable(
-  title: string,
-  shapes: readonly GemmShape[],
-  results: Map<string, Timing>,
-  rate: (flops: number, t: Timing) => number,
-  peak: { f32: number; bf16: number },
-): void {
-  const columns: [string, number][] = [
-    ["layer", 21],
-    ["op", 8],
-    ["M·N·K", 16],
-    ["ours f32", 10],
-    ["ours bf16", 11],
-    ["torch bf16", 12],
-    ["torch f32", 11],
-    ["%peak f32", 11],
-    ["%peak bf16", 12],
-    ["bf16 vs torch", 15],
-    ["f32 vs torch", 14],
-  ];
-  const line = (cells: string[]) =>
-    console.log(cells.map((c, i) => i < 2 ? c.padEnd(columns[i][1]) : c.padStart(columns[i][1])).join(""));
+/** Turns a timing of `flops` into GFLOP/s: by the wall clock or per CPU-second. */
+type Rate = (flops: number, t: Timing) => number;
+
+const columns: [string, number][] = [
+  ["layer", 21],
+  ["op", 8],
+  ["M·N·K", 16],
+  ["ours f32", 10],
+  ["ours bf16", 11],
+  ["torch bf16", 12],
+  ["torch f32", 11],
+  ["%peak f32", 11],
+  ["%peak bf16", 12],
+  ["bf16 vs torch", 15],
+  ["f32 vs torch", 14],
+];
+
+function printLine(cells: string[]): void {
+  console.log(cells.map((c, i) => i < 2 ? c.padEnd(columns[i][1]) : c.padStart(columns[i][1])).join(""));
+}
+
+function printHeader(title: string): void {
   console.log(`\n${title}`);
-  line(columns.map(([name]) => name));
-  for (const shape of shapes) {
-    for (const op of ["forward", "dx"] as const) {
-      const flops = gemmFlops(shape);
-      const get = (who: string) => {
-        const t = results.get(`${shape.name} ${op} ${who}`);
-        return t === undefined ? undefined : rate(flops, t);
-      };
-      const [f32, bf16, tb, tf] = [get("f32"), get("bf16"), get("torch bf16"), get("torch fp32")];
-      const num = (x: number | undefined) => x === undefined ? "-" : x.toFixed(1);
-      const pct = (x: number | undefined, p: number) => x === undefined ? "-" : `${(100 * x / p).toFixed(0)}%`;
-      const ratio = (a?: number, b?: number) => a === undefined || b === undefined ? "-" : `${(a / b).toFixed(2)}x`;
-      line([
-        shape.name,
-        op,
-        `${shape.M}·${shape.N}·${shape.K}`,
-        num(f32),
-        num(bf16),
-        num(tb),
-        num(tf),
-        pct(f32, peak.f32),
-        pct(bf16, peak.bf16),
-        ratio(bf16, tb),
-        ratio(f32, tf),
-      ]);
-    }
+  printLine(columns.map(([name]) => name));
+}
+
+/** The forward and dx rows of one shape; `~` marks torch cells extrapolated from fewer rows. */
+function printRows(shape: GemmShape, results: Map<string, Timing>, rate: Rate, peak: { f32: number; bf16: number }) {
+  for (const op of ["forward", "dx"] as const) {
+    const flops = gemmFlops(shape);
+    const cell = (who: string) => {
+      const t = results.get(`${shape.name} ${op} ${who}`);
+      return t === undefined ? undefined : { gflops: rate(flops, t), mark: t.extrapolated ? "~" : "" };
+    };
+    const [f32, bf16, tb, tf] = [cell("f32"), cell("bf16"), cell("torch bf16"), cell("torch fp32")];
+    type Cell = ReturnType<typeof cell>;
+    const num = (x: Cell) => x === undefined ? "-" : x.mark + x.gflops.toFixed(1);
+    const pct = (x: Cell, p: number) => x === undefined ? "-" : `${(100 * x.gflops / p).toFixed(0)}%`;
+    const ratio = (a: Cell, b: Cell) =>
+      a === undefined || b === undefined ? "-" : `${b.mark}${(a.gflops / b.gflops).toFixed(2)}x`;
+    printLine([
+      shape.name,
+      op,
+      `${shape.M}·${shape.N}·${shape.K}`,
+      num(f32),
+      num(bf16),
+      num(tb),
+      num(tf),
+      pct(f32, peak.f32),
+      pct(bf16, peak.bf16),
+      ratio(bf16, tb),
+      ratio(f32, tf),
+    ]);
   }
 }
 
@@ -224,40 +240,43 @@ async function main(): Promise<void> {
       (peak.bf16_gflops_core === peak.fp32_gflops_core ? " (no bf16 arithmetic: the fp32 FMA units)" : ""),
   );
 
-  // Shape by shape, ours then torch's, so both see the same load on the machine.
   const python = await torchPython();
+  console.log(
+    python
+      ? `torch ${await torchVersion(python)} (${python})`
+      : "torch: no $LORAC_ORACLE_PYTHON or .oracle-venv: skipped",
+  );
+  console.log(
+    `median of ${reps} calls after a warm-up (torch: fewer once a cell passes ${TORCH_BUDGET_S} s; ` +
+      `~ = timed on fewer rows and scaled to M); GFLOP/s = 2·M·N·K / time`,
+  );
+  console.log("ours bf16 = bf16 input and output; 'vs torch' = our GFLOP/s / torch's (> 1: we are faster)");
+  // The peak of all threads on an idle machine: the per-core rate (robust to other work) times the threads.
+  const idlePeak = { f32: peak.fp32_gflops_core * threads, bf16: peak.bf16_gflops_core * threads };
+  const wall: Rate = (flops, t) => flops / t.wall / 1e9;
+  const perCpu: Rate = (flops, t) => flops / (t.cpu / threads) / 1e9;
+
+  // Shape by shape, ours then torch's, so both see the same load on the machine; rows print as they finish.
+  printHeader("by the wall clock (GFLOP/s)");
   const results = new Map<string, Timing>();
-  let torchVersion = "";
   for (const shape of shapes) {
     for (const op of ["forward", "dx"] as const) {
       for (const dtype of ["f32", "bf16"] as const) {
         results.set(`${shape.name} ${op} ${dtype}`, timeOurs(backend, shape, op, dtype, reps));
       }
     }
-    if (!python) continue;
-    const torch = await timeTorch(python, shape, reps, threads);
-    torchVersion = torch.version;
-    for (const [key, t] of torch.timings) results.set(key.replace(/ (bf16|fp32)$/, " torch $1"), t);
+    if (python) {
+      for (const [key, t] of await timeTorch(python, shape, reps, threads)) {
+        results.set(key.replace(/ (bf16|fp32)$/, " torch $1"), t);
+      }
+    }
+    printRows(shape, results, wall, idlePeak);
   }
-  console.log(python ? `torch ${torchVersion} (${python})` : "torch: no $LORAC_ORACLE_PYTHON or .oracle-venv: skipped");
+  printHeader("per CPU-second: flops / (process CPU time / threads), the rate with the cores to ourselves");
+  for (const shape of shapes) printRows(shape, results, perCpu, idlePeak);
   console.log(
-    `median of ${reps} calls after a warm-up (torch: fewer once a cell passes 10 s); GFLOP/s = 2·M·N·K / time; ` +
+    `\n%peak: of ${threads} x the per-core peak (fp32 ${idlePeak.f32.toFixed(1)}, bf16 ${idlePeak.bf16.toFixed(1)}); ` +
       `load average ${loadBefore.toFixed(1)} before, ${Deno.loadavg()[0].toFixed(1)} after`,
-  );
-  console.log("ours bf16 = bf16 input and output; 'vs torch' = our GFLOP/s / torch's (> 1: we are faster)");
-
-  // The peak of all threads on an idle machine: the per-core rate (robust to other work) times the threads.
-  const idlePeak = { f32: peak.fp32_gflops_core * threads, bf16: peak.bf16_gflops_core * threads };
-  printTable("by the wall clock (GFLOP/s)", shapes, results, (f, t) => f / t.wall / 1e9, idlePeak);
-  printTable(
-    "per CPU-second: flops / (process CPU time / threads), the rate with the cores to ourselves",
-    shapes,
-    results,
-    (f, t) => f / (t.cpu / threads) / 1e9,
-    idlePeak,
-  );
-  console.log(
-    `\n%peak: of ${threads} x the per-core peak (fp32 ${idlePeak.f32.toFixed(1)}, bf16 ${idlePeak.bf16.toFixed(1)})`,
   );
 }
 

@@ -60,9 +60,10 @@ const nf4Cases = [
   { M: 37, N: 53, K: 192, blocksize: 64 },
   { M: 37, N: 32, K: 130, blocksize: 64 }, // blocks straddle rows of W
   { M: 5, N: 64, K: 38, blocksize: 128 }, // a block spans several rows
-  { M: 150, N: 41, K: 512, blocksize: 256 }, // more rows than one A block, K deeper than one k slice
+  { M: 150, N: 41, K: 512, blocksize: 256 }, // more rows than one A block
   { M: 300, N: 40, K: 320, blocksize: 64 }, // two threads split the rows
   { M: 8, N: 2100, K: 64, blocksize: 64 }, // two threads split the columns; wider than one B panel
+  { M: 20, N: 24, K: 1200, blocksize: 64 }, // several k slices on every path
   { M: 1, N: 16, K: 8, blocksize: 128 },
   { M: 4, N: 5, K: 0, blocksize: 64 }, // empty reduction: Y = 0 (or unchanged)
 ];
@@ -113,10 +114,11 @@ for (const path of paths) {
 const denseCases = [
   { transA: false, transB: false, M: 37, N: 53, K: 130, pad: [0, 0, 0], alpha: 1, beta: 0 },
   { transA: true, transB: false, M: 29, N: 45, K: 67, pad: [3, 0, 5], alpha: 0.5, beta: 0 },
-  { transA: false, transB: true, M: 41, N: 19, K: 300, pad: [0, 2, 0], alpha: 0.75, beta: -0.5 }, // two k slices
+  { transA: false, transB: true, M: 41, N: 19, K: 300, pad: [0, 2, 0], alpha: 0.75, beta: -0.5 },
   { transA: true, transB: true, M: 150, N: 35, K: 33, pad: [1, 1, 1], alpha: -1.5, beta: 0.25 },
   { transA: false, transB: true, M: 300, N: 40, K: 90, pad: [2, 0, 3], alpha: 1, beta: 0 }, // two threads split the rows
   { transA: false, transB: false, M: 8, N: 2100, K: 64, pad: [0, 1, 0], alpha: 2, beta: -1 }, // ... the columns
+  { transA: true, transB: false, M: 30, N: 20, K: 700, pad: [1, 0, 2], alpha: 1.5, beta: 0.5 }, // several k slices
   { transA: true, transB: false, M: 1, N: 1, K: 1, pad: [0, 0, 0], alpha: 1, beta: 0 },
   { transA: false, transB: false, M: 5, N: 6, K: 0, pad: [0, 0, 2], alpha: 1, beta: 0.5 }, // C = beta * C
   { transA: false, transB: false, M: 7, N: 9, K: 11, pad: [0, 0, 0], alpha: 0, beta: 0 }, // C = 0
