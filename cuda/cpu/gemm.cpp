@@ -57,13 +57,19 @@ static const float *load_run(const Operand &op, int64_t i0, int64_t count, float
   while (i < end) {
     const float s = op.absmax[i >> op.shift];
     const int64_t block_end = std::min(end, ((i >> op.shift) + 1) << op.shift);
-    if (i & 1) *out++ = kNf4Code[w[i >> 1] & 15] * s, i++;
+    if (i & 1) {  // a run may start on the second code of a byte
+      *out++ = kNf4Code[w[i >> 1] & 15] * s;
+      i++;
+    }
     for (; i + 1 < block_end; i += 2) {
       const uint8_t byte = w[i >> 1];
       *out++ = kNf4Code[byte >> 4] * s;
       *out++ = kNf4Code[byte & 15] * s;
     }
-    if (i < block_end) *out++ = kNf4Code[w[i >> 1] >> 4] * s, i++;
+    if (i < block_end) {  // ... and end on the first
+      *out++ = kNf4Code[w[i >> 1] >> 4] * s;
+      i++;
+    }
   }
   return run;
 }
@@ -127,7 +133,7 @@ static void kernel_portable(int64_t k, const void *a_, const void *b_, float *c,
   gemm_update_tile(acc, kNr, c, ldc, alpha, beta, m, n);
 }
 
-static const GemmKernel kPortable = {"portable 4x8 f32", 4, 8, 128, 256, 1024, kPackF32, kernel_portable};
+static const GemmKernel kPortable = {4, 8, 128, 256, 1024, kPackF32, kernel_portable};
 
 // ---- dispatch -------------------------------------------------------------
 

@@ -71,7 +71,7 @@ void kernel_6x16(int64_t k, const void *a_, const void *b_, float *c, int64_t ld
 // micro-panel from L2 at no cost to the kernel, and lets K <= 576 (the
 // SmolLM2 layers) run in one slice that packs whole contiguous rows of X:
 // 10% faster than 256 on the small-N k/v projections, even elsewhere.
-const GemmKernel kAvx2F32 = {"avx2 6x16 f32", kMr, kNr, 144, 576, 1024, kPackF32, kernel_6x16};
+const GemmKernel kAvx2F32 = {kMr, kNr, 144, 576, 1024, kPackF32, kernel_6x16};
 
 }  // namespace
 

@@ -109,8 +109,8 @@ void kernel_bf16(int64_t k, const void *a_, const void *b_, float *c, int64_t ld
 // Server AVX-512 cores: 1-2 MiB L2 holds the 144 x 256 A block with room to
 // spare; the B micro-panel (256 x 32 f32 = 32 KiB, half that in bf16) sits in
 // the 48 KiB L1.
-const GemmKernel kAvx512F32 = {"avx512 12x32 f32", kMr, kNr, 144, 256, 2048, kPackF32, kernel_f32};
-const GemmKernel kAvx512Bf16 = {"avx512bf16 12x32 bf16", kMr, kNr, 144, 512, 2048, kPackBf16Pairs, kernel_bf16};
+const GemmKernel kAvx512F32 = {kMr, kNr, 144, 256, 2048, kPackF32, kernel_f32};
+const GemmKernel kAvx512Bf16 = {kMr, kNr, 144, 512, 2048, kPackBf16Pairs, kernel_bf16};
 
 }  // namespace
 

@@ -17,11 +17,11 @@ enum GemmPacking {
   kPackBf16Pairs = 1,
 };
 
+// k counts the panels' k steps: elements (f32) or pairs (bf16 pairs).
 typedef void (*GemmMicroKernel)(int64_t k, const void *a, const void *b, float *c, int64_t ldc,
                                 float alpha, float beta, int m, int n);
 
 struct GemmKernel {
-  const char *name;
   int mr, nr;          // register tile: rows of A, columns of B
   int mc, kc, nc;      // cache blocks: A block mc x kc (L2), B panel kc x nc (L3)
   GemmPacking packing;
