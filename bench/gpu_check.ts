@@ -113,7 +113,7 @@ async function main(): Promise<number> {
     cannotRun((e as Error).message);
   }
   using _cuda = cuda;
-  console.log(`cpu:  ${cpu.deviceName}\ncuda: ${cuda.deviceName}\nlibrary: ${library.path} (${library.built})`);
+  console.log(`${cpu.deviceName}\n${cuda.deviceName}\nlibrary: ${library.path} (${library.built})`);
 
   const rng = new Rng(options.seed);
   console.log(`seed ${rng.seed} (replay with --seed ${rng.seed})`);
@@ -128,10 +128,17 @@ async function main(): Promise<number> {
   const leaked = cuda.liveAllocations();
   if (leaked !== 0) checks.push({ name: "GPU allocations freed", error: leaked, tol: 0, pass: false });
 
-  const timings = options.bench ? benchGemms(cuda, rng) : [];
+  let timings: Timing[] = [];
+  let benchError: string | undefined;
+  try {
+    if (options.bench) timings = benchGemms(cuda, rng);
+  } catch (e) {
+    benchError = (e as Error).message;
+    console.log(`FAIL benchmarks: ${benchError}`);
+  }
   if (timings.length) printTimings(timings);
 
-  const passed = checks.every((c) => c.pass);
+  const passed = checks.every((c) => c.pass) && benchError === undefined;
   const report = {
     passed,
     seed: rng.seed,
@@ -140,6 +147,7 @@ async function main(): Promise<number> {
     library,
     checks,
     timings,
+    benchError,
     date: new Date().toISOString(),
   };
   const dir = options.out.slice(0, options.out.lastIndexOf("/"));

@@ -43,8 +43,11 @@ function time(backend: Backend, fn: () => void): number {
   return (performance.now() - t0) / calls / 1000;
 }
 
+/** The shapes gpu-check times: every linear layer of SmolLM2-135M and Llama-3.2-1B at 2048 tokens. */
+export const BENCH_SHAPES: readonly GemmShape[] = [...SMOLLM2_135M, ...LLAMA_32_1B];
+
 /**
- * Times the GEMMs of every benchmark shape on `gpu`.
+ * Times the GEMMs of each shape (default {@link BENCH_SHAPES}) on `gpu`.
  *
  * @example
  * ```ts ignore
@@ -55,8 +58,7 @@ function time(backend: Backend, fn: () => void): number {
  * console.table(benchGemms(gpu, new Rng(1)));
  * ```
  */
-export function benchGemms(gpu: Backend, rng: Rng): Timing[] {
-  const shapes: readonly GemmShape[] = [...SMOLLM2_135M, ...LLAMA_32_1B];
+export function benchGemms(gpu: Backend, rng: Rng, shapes: readonly GemmShape[] = BENCH_SHAPES): Timing[] {
   const largest = Math.max(...shapes.flatMap((s) => [s.M * s.K, s.M * s.N, s.N * s.K]));
   // One pool of random values; every tensor takes a prefix of it.
   const pool = Float32Array.from({ length: largest }, () => rng.uniform(-1, 1));
