@@ -1,0 +1,286 @@
+/**
+ * The SFT trainer: `train(options)` fine-tunes LoRA adapters on a frozen
+ * (NF4 by default) Llama to answer a classification prompt with the label,
+ * as the seed's `scripts/train.py` does with TRL's SFTTrainer.
+ *
+ * The run: load the model and tokenizer; read and tokenize the CSVs
+ * (dataset.ts); plan every optimizer step's micro-batches (packing.ts); then
+ * per step accumulate gradients and update (step.ts) at the scheduled rate
+ * (schedule.ts), log (metrics_log.ts, progress_line.ts), evaluate on the
+ * validation set (evaluate.ts) and save checkpoints (checkpoint.ts) when
+ * due. What `outputDir` holds afterwards:
+ *
+ * ```text
+ * adapter_config.json, adapter_model.safetensors   the final adapters (PEFT)
+ * trainer_state.json                               where the run ended, best metric and step
+ * training_args.json                               the options, label set and prompt template
+ * best/                                            the adapters of the best evaluation
+ * checkpoint-<step>/                               adapters + AdamW moments + state, to resume
+ * metrics.jsonl, runs/<run>/events.out.tfevents.*  the logs
+ * ```
+ *
+ * On the CPU a run is deterministic: the same options give the same bytes,
+ * and a run resumed from a checkpoint ends with the same bytes as one that
+ * never stopped.
+ *
+ * @module
+ */
+
+import { type Backend, openBackend } from "../backend/backend.ts";
+import { writePeftAdapter } from "../formats/peft_adapter.ts";
+import { defaultModelSource } from "../model/default_model.ts";
+import { LlamaModel } from "../model/llama.ts";
+import { loadModel } from "../model/load.ts";
+import type { LoraParams } from "../model/lora_params.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { writeFileAtomic } from "../util/atomic_write.ts";
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState, writeDirAtomic } from "./checkpoint.ts";
+import { prepareSftData, type SftData } from "./dataset.ts";
+import { type EvalDecoding, type EvalResult, evaluate } from "./evaluate.ts";
+import { trainingFlops } from "./flops.ts";
+import { MetricsLog } from "./metrics_log.ts";
+import { type BestMetric, type ResolvedTrainOptions, resolveTrainOptions, type TrainOptions } from "./options.ts";
+import { type PlannedStep, planTraining } from "./packing.ts";
+import { TrainProgress } from "./progress_line.ts";
+import { learningRate, warmupStepsOf } from "./schedule.ts";
+import { trainStep } from "./step.ts";
+
+export type { TrainOptions } from "./options.ts";
+
+/** What a finished run reports. */
+export interface TrainResult {
+  /** Where everything was written. */
+  readonly outputDir: string;
+  /** The label set the adapters answer with. */
+  readonly labels: readonly string[];
+  /** Optimizer steps of the run (including those before a resume). */
+  readonly steps: number;
+  /** The last step's training loss. */
+  readonly trainLoss: number;
+  /** The last evaluation, or null without a validation set. */
+  readonly eval: EvalResult | null;
+  /** The best evaluation: which metric, its value and step; null without a validation set. */
+  readonly best: { readonly metric: BestMetric; readonly value: number; readonly step: number } | null;
+  /** Wall-clock seconds of this call. */
+  readonly seconds: number;
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Fractional epochs done after step index `s` (transformers' "epoch" in its logs). */
+function epochAfter(plan: readonly PlannedStep[], s: number): number {
+  const epoch = plan[s].epoch;
+  let first = s, last = s;
+  while (first > 0 && plan[first - 1].epoch === epoch) first--;
+  while (last + 1 < plan.length && plan[last + 1].epoch === epoch) last++;
+  return epoch + (s - first + 1) / (last - first + 1);
+}
+
+/** Puts a checkpoint's adapters, moments and step into `lora`; returns its state after checking it fits this run. */
+async function restore(dir: string, backend: Backend, lora: LoraParams, fresh: TrainerState): Promise<TrainerState> {
+  const ck = await loadCheckpoint(dir);
+  if (ck.state.data_order_sha256 !== fresh.data_order_sha256) {
+    throw new Error(
+      `cannot resume from ${dir}: its data order differs from this run's (the training data, seed, epochs, ` +
+        "batch tokens, gradient accumulation or max_seq_length changed); resume with the options it was saved with",
+    );
+  }
+  lora.loadPeft(ck.adapter); // throws when r, alpha or the modules differ
+  const buffer = new Float32Array(4 * lora.n);
+  buffer.set(lora.params(), 0);
+  buffer.set(ck.expAvg, 2 * lora.n);
+  buffer.set(ck.expAvgSq, 3 * lora.n);
+  backend.write(lora.state.buffer, buffer);
+  lora.state.step = ck.state.global_step;
+  const sameMetric = ck.state.metric_for_best_model === fresh.metric_for_best_model;
+  return {
+    ...fresh,
+    global_step: ck.state.global_step,
+    epoch: ck.state.epoch,
+    best_metric: sameMetric ? ck.state.best_metric : null,
+    best_global_step: sameMetric ? ck.state.best_global_step : null,
+  };
+}
+
+/** The options as JSON for training_args.json (the tokenizer and console sink are not data). */
+function argsJson(o: ResolvedTrainOptions, data: SftData, source: string): string {
+  const { tokenizer, progress: _progress, ...rest } = o;
+  const args = {
+    ...rest,
+    baseModelName: source,
+    tokenizer: typeof tokenizer === "string" ? tokenizer : null,
+    labels: data.labels,
+    template: data.template.source,
+    exemplars: data.template.exemplars,
+  };
+  return JSON.stringify(args, null, 2) + "\n";
+}
+
+/**
+ * Trains LoRA adapters as the options say (see {@link TrainOptions}) and
+ * writes them, the checkpoints and the logs under `outputDir`.
+ *
+ * @example
+ * ```ts ignore
+ * import { train } from "./trainer.ts";
+ * const result = await train({
+ *   basePath: "../shared/data/arxiv5",
+ *   baseModelName: "HuggingFaceTB/SmolLM2-135M-Instruct",
+ *   outputDir: "runs/arxiv5",
+ *   loraR: 16,
+ *   loraAlpha: 32,
+ * });
+ * result.best; // { metric: "eval_accuracy", value: 0.93, step: 1088 }
+ * ```
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const started = performance.now();
+  const o = resolveTrainOptions(options);
+  using backend = await openBackend(o.device, { numThreads: o.numThreads });
+  const source = o.baseModelName ?? await defaultModelSource();
+  const ownTokenizer = typeof o.tokenizer === "object" ? o.tokenizer : null;
+  using loaded = await loadModel(source, backend, {
+    tokenizer: ownTokenizer ? false : o.tokenizer as string | undefined,
+    baseDtype: o.baseDtype,
+    progress: o.progress,
+  });
+  const config = loaded.config;
+  const tokenizer = (ownTokenizer ?? loaded.tokenizer) as Tokenizer;
+  const eosId = tokenizer.eosId ?? config.eosTokenIds[0];
+  if (eosId === undefined) throw new Error(`${source}: neither the tokenizer nor config.json names an EOS token`);
+  const data = await prepareSftData(o, tokenizer, eosId);
+  const plan = planTraining(data.train.map((e) => e.tokens.length), { tokenBudget: o.batchTokens }, {
+    epochs: o.numEpochs,
+    gradAccum: o.gradientAccumulationSteps,
+    seed: o.seed,
+  });
+  using model = new LlamaModel(backend, config, loaded.weights, {
+    lora: { r: o.loraR, alpha: o.loraAlpha, dropout: o.loraDropout, rslora: o.useRslora, targets: o.loraTargets },
+    loraSeed: o.seed,
+    recompute: o.recompute,
+  });
+  const lora = model.lora!;
+  let state: TrainerState = {
+    global_step: 0,
+    epoch: 0,
+    max_steps: plan.length,
+    num_train_epochs: o.numEpochs,
+    seed: o.seed,
+    data_order_sha256: await sha256Hex(JSON.stringify(plan)),
+    metric_for_best_model: o.metricForBestModel,
+    best_metric: null,
+    best_global_step: null,
+    trainable_parameters: lora.n,
+  };
+  const resumeDir = o.resumeFromCheckpoint === true ? await latestCheckpoint(o.outputDir) : o.resumeFromCheckpoint;
+  if (o.resumeFromCheckpoint === true && resumeDir === null) {
+    throw new Error(`resume: ${o.outputDir} holds no checkpoint-<step> folder to resume from`);
+  }
+  if (typeof resumeDir === "string") state = await restore(resumeDir, backend, lora, state);
+  const resumed = typeof resumeDir === "string";
+
+  await Deno.mkdir(o.outputDir, { recursive: true });
+  await writeFileAtomic(`${o.outputDir}/training_args.json`, argsJson(o, data, source));
+  using log = await MetricsLog.open(o.outputDir, {
+    tensorboard: o.reportTo === "tensorboard",
+    resumeStep: resumed ? state.global_step : undefined,
+  });
+  const sink = o.progress === false ? null : o.progress === true ? undefined : o.progress;
+  const bar = sink === null ? null : new TrainProgress(plan.length, { sink, startStep: state.global_step });
+  if (data.truncated > 0) {
+    bar?.message(`${data.truncated} texts were shortened to fit max_seq_length ${o.maxSeqLength}`);
+  }
+
+  const schedule = {
+    type: o.lrSchedulerType,
+    peakLr: o.learningRate,
+    totalSteps: plan.length,
+    warmupSteps: warmupStepsOf(plan.length, o),
+  };
+  const decoding: EvalDecoding = o.evalDecode === "score"
+    ? { kind: "score", answers: data.labels, completions: data.labelCompletions! }
+    : {
+      kind: "generate",
+      decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
+      stopTokens: [...new Set([eosId, ...config.eosTokenIds])],
+    };
+  let trainLoss = NaN, lastEval: EvalResult | null = null, tokens = 0, seconds = 0;
+
+  for (let s = state.global_step; s < plan.length; s++) {
+    const t0 = performance.now();
+    const lr = learningRate(schedule, s);
+    const r = trainStep(model, data.train, plan[s], {
+      adamw: {
+        lr,
+        beta1: o.adamBeta1,
+        beta2: o.adamBeta2,
+        eps: o.adamEpsilon,
+        weightDecay: o.weightDecay,
+        maxGradNorm: o.maxGradNorm,
+      },
+      seed: o.seed,
+      firstMicroBatch: s * o.gradientAccumulationSteps,
+    });
+    const dt = (performance.now() - t0) / 1000;
+    tokens += r.work.tokens;
+    seconds += dt;
+    trainLoss = r.loss;
+    state = { ...state, global_step: s + 1, epoch: epochAfter(plan, s) };
+    const flops = trainingFlops(config, lora.n, r.work);
+    log.train({
+      step: s + 1,
+      epoch: state.epoch,
+      loss: r.loss,
+      learningRate: lr,
+      gradNorm: r.gradNorm,
+      tokens: r.work.tokens,
+      tokensPerSecond: r.work.tokens / dt,
+      mfu: o.peakFlops ? flops / dt / o.peakFlops : null,
+    });
+    bar?.update({ step: s + 1, loss: r.loss, learningRate: lr, tokensPerSecond: tokens / seconds });
+
+    const last = s + 1 === plan.length;
+    const epochEnd = last || plan[s + 1].epoch !== plan[s].epoch;
+    if (data.validation && (last || (o.evalSteps > 0 ? (s + 1) % o.evalSteps === 0 : epochEnd))) {
+      lastEval = evaluate(model, data.validation, o.batchTokens, decoding);
+      log.eval({ step: s + 1, epoch: state.epoch, loss: lastEval.loss, accuracy: lastEval.accuracy });
+      const value = o.metricForBestModel === "eval_loss" ? lastEval.loss : lastEval.accuracy;
+      const better = state.best_metric === null ||
+        (o.metricForBestModel === "eval_loss" ? value < state.best_metric : value > state.best_metric);
+      if (better) {
+        state = { ...state, best_metric: value, best_global_step: s + 1 };
+        await writeDirAtomic(`${o.outputDir}/best`, (tmp) => writePeftAdapter(tmp, lora.toPeft(source)));
+      }
+      bar?.message(
+        `step ${s + 1}: eval loss ${lastEval.loss.toFixed(4)}, accuracy ${lastEval.accuracy.toFixed(4)}` +
+          (better ? ` (best ${o.metricForBestModel} so far)` : ""),
+      );
+    }
+    if (last || (o.saveSteps > 0 ? (s + 1) % o.saveSteps === 0 : epochEnd)) {
+      const moments = lora.state.buffer.toHost();
+      await saveCheckpoint(`${o.outputDir}/checkpoint-${s + 1}`, {
+        adapter: lora.toPeft(source),
+        expAvg: moments.slice(2 * lora.n, 3 * lora.n),
+        expAvgSq: moments.slice(3 * lora.n, 4 * lora.n),
+        state,
+      });
+    }
+  }
+  bar?.finish();
+  await writePeftAdapter(o.outputDir, lora.toPeft(source));
+  await writeFileAtomic(`${o.outputDir}/trainer_state.json`, JSON.stringify(state, null, 2) + "\n");
+  return {
+    outputDir: o.outputDir,
+    labels: data.labels,
+    steps: plan.length,
+    trainLoss,
+    eval: lastEval,
+    best: state.best_metric === null
+      ? null
+      : { metric: o.metricForBestModel, value: state.best_metric, step: state.best_global_step! },
+    seconds: (performance.now() - started) / 1000,
+  };
+}
