@@ -234,9 +234,8 @@ async function main(): Promise<void> {
   const loadBefore = Deno.loadavg()[0];
   console.log(`device: ${backend.deviceName}`);
   console.log(
-    `measured peak (${peak.isa}): fp32 FMA ${peak.fp32_gflops_core.toFixed(1)} GFLOP/s per core ` +
-      `(${peak.fp32_gflops.toFixed(1)} on ${threads} threads by the wall clock now); bf16 ` +
-      `${peak.bf16_gflops_core.toFixed(1)} per core` +
+    `measured peak (${peak.isa}): fp32 FMA ${peak.fp32_gflops.toFixed(1)} GFLOP/s on ${threads} threads ` +
+      `(${peak.fp32_gflops_core.toFixed(1)} per core-second); bf16 ${peak.bf16_gflops.toFixed(1)}` +
       (peak.bf16_gflops_core === peak.fp32_gflops_core ? " (no bf16 arithmetic: the fp32 FMA units)" : ""),
   );
 
@@ -251,8 +250,9 @@ async function main(): Promise<void> {
       `~ = timed on fewer rows and scaled to M); GFLOP/s = 2·M·N·K / time`,
   );
   console.log("ours bf16 = bf16 input and output; 'vs torch' = our GFLOP/s / torch's (> 1: we are faster)");
-  // The peak of all threads on an idle machine: the per-core rate (robust to other work) times the threads.
-  const idlePeak = { f32: peak.fp32_gflops_core * threads, bf16: peak.bf16_gflops_core * threads };
+  // Each table's %peak uses the peak measured the same way: all threads by the wall clock, or per core-second.
+  const wallPeak = { f32: peak.fp32_gflops, bf16: peak.bf16_gflops };
+  const cpuPeak = { f32: peak.fp32_gflops_core * threads, bf16: peak.bf16_gflops_core * threads };
   const wall: Rate = (flops, t) => flops / t.wall / 1e9;
   const perCpu: Rate = (flops, t) => flops / (t.cpu / threads) / 1e9;
 
@@ -270,12 +270,13 @@ async function main(): Promise<void> {
         results.set(key.replace(/ (bf16|fp32)$/, " torch $1"), t);
       }
     }
-    printRows(shape, results, wall, idlePeak);
+    printRows(shape, results, wall, wallPeak);
   }
   printHeader("per CPU-second: flops / (process CPU time / threads), the rate with the cores to ourselves");
-  for (const shape of shapes) printRows(shape, results, perCpu, idlePeak);
+  for (const shape of shapes) printRows(shape, results, perCpu, cpuPeak);
   console.log(
-    `\n%peak: of ${threads} x the per-core peak (fp32 ${idlePeak.f32.toFixed(1)}, bf16 ${idlePeak.bf16.toFixed(1)}); ` +
+    `\n%peak of fp32 ${wallPeak.f32.toFixed(1)} / bf16 ${wallPeak.bf16.toFixed(1)} GFLOP/s (wall clock), ` +
+      `${cpuPeak.f32.toFixed(1)} / ${cpuPeak.bf16.toFixed(1)} (${threads} x per core); ` +
       `load average ${loadBefore.toFixed(1)} before, ${Deno.loadavg()[0].toFixed(1)} after`,
   );
 }
