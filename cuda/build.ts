@@ -123,8 +123,7 @@ async function commandExists(cmd: string): Promise<boolean> {
 
 async function upToDate(target: string, hash: string): Promise<boolean> {
   try {
-    await Deno.stat(target);
-    return (await Deno.readTextFile(`${target}.hash`)) === hash;
+    return await exists(target) && (await Deno.readTextFile(`${target}.hash`)) === hash;
   } catch {
     return false;
   }
@@ -136,8 +135,78 @@ async function install(tmp: string, target: string, hash: string): Promise<void>
   await Deno.writeTextFile(`${target}.hash`, hash);
 }
 
+/** Runs `jobs` with at most `limit` at a time. */
+async function pool(jobs: (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) await jobs[next++]();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+}
+
+/** Headers every translation unit may include: a change to one recompiles all. */
+async function headers(): Promise<string[]> {
+  const all = [...(await listSources(cpuDir, ".h")), ...(await listSources(gpuDir, ".cuh"))];
+  return [header.pathname, ...all.filter((f) => f.endsWith(".h") || f.endsWith(".cuh"))];
+}
+
+interface LinkPlan {
+  target: string;
+  sources: string[];
+  objDir: string;
+  /** The compile command for one source file to one object. */
+  compile: (source: string, object: string) => [string, string[]];
+  /** The link command for the objects into `out`. */
+  link: (objects: string[], out: string) => [string, string[]];
+  /** Compiler and flags, part of every object's hash. */
+  flagsKey: string;
+}
+
 /**
- * Builds libcpukernels if its sources changed; returns its path.
+ * Compiles each source whose object is missing (objects are named by a hash
+ * of their source, the headers and the flags, so only what changed is
+ * recompiled), then links when the set of objects changed.
+ */
+async function compileAndLink(plan: LinkPlan, announce: () => void): Promise<string> {
+  const shared = await hashOf(await headers(), plan.flagsKey);
+  const objects: string[] = [];
+  const jobs: (() => Promise<void>)[] = [];
+  await Deno.mkdir(plan.objDir, { recursive: true });
+  for (const source of plan.sources) {
+    const object = `${plan.objDir}/${source.split("/").pop()}-${(await hashOf([source], shared)).slice(0, 16)}.o`;
+    objects.push(object);
+    if (await exists(object)) continue;
+    jobs.push(async () => {
+      const tmp = `${object}.tmp${Deno.pid}`;
+      await run(...plan.compile(source, tmp));
+      await Deno.rename(tmp, object);
+    });
+  }
+  const hash = await hashOf([], objects.join("\n"));
+  if (jobs.length === 0 && await upToDate(plan.target, hash)) return plan.target;
+  announce();
+  await pool(jobs, navigator.hardwareConcurrency);
+  const tmp = `${plan.target}.tmp${Deno.pid}`;
+  await run(...plan.link(objects, tmp));
+  await install(tmp, plan.target, hash);
+  for await (const entry of Deno.readDir(plan.objDir)) {
+    const path = `${plan.objDir}/${entry.name}`;
+    if (!objects.includes(path)) await Deno.remove(path); // objects of older sources
+  }
+  return plan.target;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds libcpukernels from what changed in its sources; returns its path.
  *
  * @example
  * ```ts
@@ -146,24 +215,18 @@ async function install(tmp: string, target: string, hash: string): Promise<void>
  * ```
  */
 export async function buildCpu(options: { quiet?: boolean } = {}): Promise<string> {
-  const target = libraryPath("cpu");
-  const sources = [header.pathname, ...(await listSources(cpuDir, ".cpp"))];
   const cxx = Deno.env.get("CXX") ?? "g++";
-  const hash = await hashOf(sources, [cxx, ...cpuCommonFlags, Deno.build.arch].join(" "));
-  if (await upToDate(target, hash)) return target;
-  if (!options.quiet) console.error(`building ${target} with ${cxx}`);
-  const objDir = `${buildDir()}/obj-cpu`;
-  await Deno.mkdir(objDir, { recursive: true });
-  const cppFiles = sources.filter((f) => f.endsWith(".cpp"));
-  const objects = cppFiles.map((f) => `${objDir}/${f.split("/").pop()!.replace(/\.cpp$/, ".o")}`);
-  await Promise.all(
-    cppFiles.map((f, i) => run(cxx, [...cpuCommonFlags, ...isaFlags(f), "-c", f, "-o", objects[i]])),
-  );
-  const tmp = `${target}.tmp${Deno.pid}`;
-  // nodelete: unloading a library that ran an OpenMP region crashes Deno at exit.
-  await run(cxx, ["-shared", "-fopenmp", "-Wl,-z,nodelete", "-o", tmp, ...objects]);
-  await install(tmp, target, hash);
-  return target;
+  const target = libraryPath("cpu");
+  const files = await listSources(cpuDir, ".cpp");
+  return compileAndLink({
+    target,
+    sources: files.filter((f) => f.endsWith(".cpp")),
+    objDir: `${buildDir()}/obj-cpu`,
+    flagsKey: [cxx, ...cpuCommonFlags, Deno.build.arch].join(" "),
+    compile: (src, obj) => [cxx, [...cpuCommonFlags, ...isaFlags(src), "-c", src, "-o", obj]],
+    // nodelete: unloading a library that ran an OpenMP region crashes Deno at exit.
+    link: (objs, out) => [cxx, ["-shared", "-fopenmp", "-Wl,-z,nodelete", "-o", out, ...objs]],
+  }, () => options.quiet || console.error(`building ${target} with ${cxx}`));
 }
 
 /** True when nvcc is on this machine. */
@@ -172,8 +235,8 @@ export function hasNvcc(): Promise<boolean> {
 }
 
 /**
- * Builds libcudakernels with nvcc if its sources changed; returns its path.
- * `archs` defaults to the fatbin sm_80, sm_86, sm_89, sm_90a + PTX.
+ * Builds libcudakernels with nvcc from what changed in its sources; returns
+ * its path. `archs` defaults to the fatbin sm_80, sm_86, sm_89, sm_90a + PTX.
  *
  * @example
  * ```ts
@@ -182,31 +245,20 @@ export function hasNvcc(): Promise<boolean> {
  * ```
  */
 export async function buildCuda(options: { archs?: string[]; quiet?: boolean } = {}): Promise<string> {
-  const target = libraryPath("cuda");
   const nvcc = Deno.env.get("NVCC") ?? "nvcc";
   const archs = options.archs ?? defaultCudaArchs;
-  const sources = [header.pathname, ...(await listSources(gpuDir, ".cu"))];
-  const flags = [
-    "-std=c++17",
-    "-O3",
-    "--shared",
-    "-Xcompiler",
-    "-fPIC,-fvisibility=hidden",
-    "-cudart",
-    "static",
-    "--threads",
-    "0",
-    "-lineinfo",
-    ...cudaGencode(archs),
-  ];
-  const hash = await hashOf(sources, [nvcc, ...flags].join(" "));
-  if (await upToDate(target, hash)) return target;
-  if (!options.quiet) console.error(`building ${target} with ${nvcc} for ${archs.join(", ")}`);
-  await Deno.mkdir(buildDir(), { recursive: true });
-  const tmp = `${target}.tmp${Deno.pid}`;
-  await run(nvcc, [...flags, "-o", tmp, ...sources.filter((f) => f.endsWith(".cu"))]);
-  await install(tmp, target, hash);
-  return target;
+  const target = libraryPath("cuda");
+  const flags = ["-std=c++17", "-O3", "-Xcompiler", "-fPIC,-fvisibility=hidden", "-lineinfo", ...cudaGencode(archs)];
+  const files = await listSources(gpuDir, ".cu");
+  return compileAndLink({
+    target,
+    sources: files.filter((f) => f.endsWith(".cu")),
+    objDir: `${buildDir()}/obj-cuda`,
+    flagsKey: [nvcc, ...flags].join(" "),
+    compile: (src, obj) => [nvcc, [...flags, "--threads", "0", "-c", src, "-o", obj]],
+    // The runtime is linked statically: only the driver is needed at run time.
+    link: (objs, out) => [nvcc, ["--shared", "-cudart", "static", ...cudaGencode(archs), "-o", out, ...objs]],
+  }, () => options.quiet || console.error(`building ${target} with ${nvcc} for ${archs.join(", ")}`));
 }
 
 if (import.meta.main) {

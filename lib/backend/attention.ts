@@ -15,7 +15,6 @@ import type { FloatTensor } from "./gemm.ts";
 import { expectNumel, sameDtype } from "./op_checks.ts";
 import type { PackedBatch } from "./packed.ts";
 import type { Tensor } from "./tensor.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 /** Head layout of one attention layer. */
 export interface AttentionHeads {
@@ -69,7 +68,7 @@ export function attentionForward(
   if (lse) expectNumel(lse, heads.nHeads * batch.T, "lse");
   const dtype = sameDtype({ q, k, v, out });
   backend.check(
-    transformerOp(backend, "lorac_attention_forward")(
+    backend.lib.symbols.lorac_attention_forward(
       backend.ctx,
       batch.numSeqs,
       batch.cuSeqlens.ptr,
@@ -147,7 +146,7 @@ export function attentionBackward(
   const dtype = sameDtype({ q, k, v, out, dout, dq, dk, dv });
   const bytes = new BigInt64Array(1);
   backend.check(
-    transformerOp(backend, "lorac_attention_backward_workspace")(
+    backend.lib.symbols.lorac_attention_backward_workspace(
       backend.ctx,
       batch.numSeqs,
       batch.maxSeqlen,
@@ -160,7 +159,7 @@ export function attentionBackward(
   );
   using workspace = bytes[0] > 0n ? backend.empty([Number(bytes[0])], "u8") : null;
   backend.check(
-    transformerOp(backend, "lorac_attention_backward")(
+    backend.lib.symbols.lorac_attention_backward(
       backend.ctx,
       batch.numSeqs,
       batch.cuSeqlens.ptr,

@@ -13,7 +13,6 @@ import type { FloatTensor } from "./gemm.ts";
 import { expectNumel } from "./op_checks.ts";
 import { addScaled } from "./residual.ts";
 import type { Tensor } from "./tensor.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 function dims(h: FloatTensor, w: FloatTensor): { T: number; D: number; V: number } {
   if (w.shape.length !== 2) throw new RangeError(`W must be [V, D], got [${w.shape}]`);
@@ -72,7 +71,7 @@ export function linearCrossEntropy(
   if (outputs.rowLoss) expectNumel(outputs.rowLoss, n, "rowLoss");
   if (outputs.dH) expectNumel(outputs.dH, T * D, "dH");
   backend.check(
-    transformerOp(backend, "lorac_linear_cross_entropy")(
+    backend.lib.symbols.lorac_linear_cross_entropy(
       backend.ctx,
       n,
       rows.ptr,
@@ -120,7 +119,7 @@ export function linearLogits(
   const { T, D, V } = dims(h, w);
   expectNumel(logits, rows.numel * V, "logits");
   backend.check(
-    transformerOp(backend, "lorac_linear_logits")(
+    backend.lib.symbols.lorac_linear_logits(
       backend.ctx,
       rows.numel,
       rows.ptr,

@@ -8,7 +8,6 @@ import type { Backend } from "./backend.ts";
 import { dtypeCode } from "./dtype.ts";
 import type { FloatTensor } from "./gemm.ts";
 import type { Tensor } from "./tensor.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 /**
  * out[i, :] = table[ids[i], :], table [vocab, dim], out [n, dim].
@@ -31,7 +30,7 @@ export function embedding(backend: Backend, ids: Tensor<"i32">, table: FloatTens
   const n = ids.numel;
   if (out.numel !== n * dim) throw new RangeError(`out must be [${n}, ${dim}], got [${out.shape}]`);
   backend.check(
-    transformerOp(backend, "lorac_embedding")(
+    backend.lib.symbols.lorac_embedding(
       backend.ctx,
       n,
       ids.ptr,

@@ -12,7 +12,6 @@ import type { FloatTensor } from "./gemm.ts";
 import { expectNumel, sameDtype } from "./op_checks.ts";
 import type { PackedBatch } from "./packed.ts";
 import type { Tensor } from "./tensor.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 /** Sizes of a {@link KvCache}. */
 export interface KvCacheShape {
@@ -98,7 +97,7 @@ export function kvCacheAppend(
   expectNumel(v, batch.T * nKvHeads * headDim, "v");
   const kvDtype = sameDtype({ k, v });
   backend.check(
-    transformerOp(backend, "lorac_kv_cache_append")(
+    backend.lib.symbols.lorac_kv_cache_append(
       backend.ctx,
       batch.numSeqs,
       batch.cuSeqlens.ptr,
@@ -157,7 +156,7 @@ export function decodeAttention(
   expectNumel(out, q.numel, "out");
   const qDtype = sameDtype({ q, out });
   backend.check(
-    transformerOp(backend, "lorac_decode_attention")(
+    backend.lib.symbols.lorac_decode_attention(
       backend.ctx,
       numSeqs,
       cacheLens.ptr,

@@ -57,6 +57,10 @@ export async function loadLibrary(kind: LibraryKind): Promise<KernelLibrary> {
     if (e instanceof LibraryError) throw e;
     throw new LibraryError(`cannot build lib${kind}kernels: ${(e as Error).message}`, { cause: e });
   }
+  // libgomp reads this when the library loads. Spinning threads (its default)
+  // make short parallel regions 5-10x slower whenever another process shares
+  // the cores; sleeping costs little when they don't.
+  if (Deno.env.get("OMP_WAIT_POLICY") === undefined) Deno.env.set("OMP_WAIT_POLICY", "passive");
   let lib: KernelLibrary;
   try {
     lib = Deno.dlopen(path, symbols);

@@ -10,7 +10,6 @@ import { dtypeCode } from "./dtype.ts";
 import type { FloatTensor } from "./gemm.ts";
 import { expectNumel } from "./op_checks.ts";
 import type { Tensor } from "./tensor.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 function rowsOf(x: FloatTensor, weight: FloatTensor): { rows: number; dim: number } {
   const dim = weight.numel;
@@ -48,7 +47,7 @@ export function rmsnormForward(
   expectNumel(y, rows * dim, "y");
   if (rstd) expectNumel(rstd, rows, "rstd");
   backend.check(
-    transformerOp(backend, "lorac_rmsnorm_forward")(
+    backend.lib.symbols.lorac_rmsnorm_forward(
       backend.ctx,
       rows,
       dim,
@@ -98,7 +97,7 @@ export function rmsnormBackward(
   expectNumel(dy, rows * dim, "dy");
   expectNumel(dx, rows * dim, "dx");
   backend.check(
-    transformerOp(backend, "lorac_rmsnorm_backward")(
+    backend.lib.symbols.lorac_rmsnorm_backward(
       backend.ctx,
       rows,
       dim,

@@ -8,7 +8,6 @@ import type { Backend } from "./backend.ts";
 import { dtypeCode } from "./dtype.ts";
 import type { FloatTensor } from "./gemm.ts";
 import { expectNumel } from "./op_checks.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 /** Coefficients of {@link addScaled}; both default to 1. */
 export interface AddScaledOptions {
@@ -46,7 +45,7 @@ export function addScaled(
   if (b) expectNumel(b, y.numel, "b");
   const beta = b ? options.beta ?? 1 : 0;
   backend.check(
-    transformerOp(backend, "lorac_add_scaled")(
+    backend.lib.symbols.lorac_add_scaled(
       backend.ctx,
       BigInt(y.numel),
       options.alpha ?? 1,

@@ -10,7 +10,6 @@ import { dtypeCode } from "./dtype.ts";
 import type { FloatTensor } from "./gemm.ts";
 import { expectNumel, sameDtype } from "./op_checks.ts";
 import type { Tensor } from "./tensor.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 /** Where the angles come from: positions [T] (int32) and invFreq [headDim/2] (f32). */
 export interface RopeAngles {
@@ -34,7 +33,7 @@ function rope(
   expectNumel(dst, T * nHeads * headDim, "y");
   const dtype = sameDtype({ x: src, y: dst });
   backend.check(
-    transformerOp(backend, name)(
+    backend.lib.symbols[name](
       backend.ctx,
       T,
       nHeads,

@@ -8,7 +8,6 @@ import type { Backend } from "./backend.ts";
 import { dtypeCode } from "./dtype.ts";
 import type { FloatTensor } from "./gemm.ts";
 import { expectNumel, sameDtype } from "./op_checks.ts";
-import { transformerOp } from "./transformer_symbols.ts";
 
 /**
  * out = silu(gate) · up (all the same size and dtype).
@@ -30,7 +29,7 @@ export function swigluForward(backend: Backend, gate: FloatTensor, up: FloatTens
   expectNumel(out, gate.numel, "out");
   const dtype = sameDtype({ gate, up, out });
   backend.check(
-    transformerOp(backend, "lorac_swiglu_forward")(
+    backend.lib.symbols.lorac_swiglu_forward(
       backend.ctx,
       BigInt(gate.numel),
       gate.ptr,
@@ -71,7 +70,7 @@ export function swigluBackward(
   }
   const dtype = sameDtype({ gate, up, dout, dgate, dup });
   backend.check(
-    transformerOp(backend, "lorac_swiglu_backward")(
+    backend.lib.symbols.lorac_swiglu_backward(
       backend.ctx,
       BigInt(gate.numel),
       gate.ptr,

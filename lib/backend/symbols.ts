@@ -187,7 +187,6 @@ export const symbols = {
     result: "i32",
   },
   // ---- transformer ops (issue 3) ----
-  // optional: true until libcudakernels exports them too (see lib/backend/transformer_symbols.ts).
   /** int lorac_embedding(lorac_ctx *ctx, int32_t n, const int32_t *ids, const void *table, int32_t table_dtype, int32_t vocab, int32_t dim, void *out, int32_t out_dtype); */
   lorac_embedding: {
     parameters: [
@@ -202,7 +201,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_rmsnorm_forward(lorac_ctx *ctx, int32_t rows, int32_t dim, const void *x, int32_t x_dtype, const void *weight, int32_t w_dtype, float eps, void *y, int32_t y_dtype, float *rstd); */
   lorac_rmsnorm_forward: {
@@ -220,7 +218,6 @@ export const symbols = {
       "pointer",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_rmsnorm_backward(lorac_ctx *ctx, int32_t rows, int32_t dim, const void *x, int32_t x_dtype, const void *weight, int32_t w_dtype, const float *rstd, const void *dy, int32_t dy_dtype, void *dx, int32_t dx_dtype, int32_t accumulate); */
   lorac_rmsnorm_backward: {
@@ -240,7 +237,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_rope_forward(lorac_ctx *ctx, int32_t T, int32_t n_heads, int32_t head_dim, const int32_t *positions, const float *inv_freq, const void *x, void *y, int32_t dtype); */
   lorac_rope_forward: {
@@ -256,7 +252,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_rope_backward(lorac_ctx *ctx, int32_t T, int32_t n_heads, int32_t head_dim, const int32_t *positions, const float *inv_freq, const void *dy, void *dx, int32_t dtype); */
   lorac_rope_backward: {
@@ -272,7 +267,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_attention_forward(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cu_seqlens, int32_t max_seqlen, int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, const void *q, const void *k, const void *v, int32_t dtype, void *out, float *lse); */
   lorac_attention_forward: {
@@ -294,7 +288,6 @@ export const symbols = {
       "pointer",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_attention_backward_workspace(lorac_ctx *ctx, int32_t num_seqs, int32_t max_seqlen, int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, int64_t *bytes_out); */
   lorac_attention_backward_workspace: {
@@ -309,7 +302,6 @@ export const symbols = {
       "buffer",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_attention_backward(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cu_seqlens, int32_t max_seqlen, int32_t T, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, const void *q, const void *k, const void *v, const void *out, const void *dout, int32_t dtype, const float *lse, void *dq, void *dk, void *dv, void *workspace, int64_t workspace_bytes); */
   lorac_attention_backward: {
@@ -337,7 +329,6 @@ export const symbols = {
       "i64",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_swiglu_forward(lorac_ctx *ctx, int64_t n, const void *gate, const void *up, void *out, int32_t dtype); */
   lorac_swiglu_forward: {
@@ -350,7 +341,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_swiglu_backward(lorac_ctx *ctx, int64_t n, const void *gate, const void *up, const void *dout, void *dgate, void *dup, int32_t dtype); */
   lorac_swiglu_backward: {
@@ -365,7 +355,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_add_scaled(lorac_ctx *ctx, int64_t n, float alpha, const void *a, int32_t a_dtype, float beta, const void *b, int32_t b_dtype, void *y, int32_t y_dtype); */
   lorac_add_scaled: {
@@ -382,7 +371,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_linear_cross_entropy(lorac_ctx *ctx, int32_t n_rows, const int32_t *rows, const int32_t *targets, int32_t T, int32_t D, int32_t V, const void *H, int32_t h_dtype, const void *W, int32_t w_dtype, float grad_scale, float *loss_sum, float *row_loss, void *dH, int32_t dh_dtype, int32_t accumulate); */
   lorac_linear_cross_entropy: {
@@ -406,7 +394,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_linear_logits(lorac_ctx *ctx, int32_t n_rows, const int32_t *rows, int32_t T, int32_t D, int32_t V, const void *H, int32_t h_dtype, const void *W, int32_t w_dtype, float *logits); */
   lorac_linear_logits: {
@@ -424,7 +411,6 @@ export const symbols = {
       "pointer",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_kv_cache_append(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cu_seqlens, int32_t T, const int32_t *cache_lens, int32_t max_len, int32_t n_kv_heads, int32_t head_dim, const void *k, const void *v, int32_t dtype, void *k_cache, void *v_cache, int32_t cache_dtype); */
   lorac_kv_cache_append: {
@@ -445,7 +431,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
   /** int lorac_decode_attention(lorac_ctx *ctx, int32_t num_seqs, const int32_t *cache_lens, int32_t max_len, int32_t n_heads, int32_t n_kv_heads, int32_t head_dim, float scale, const void *q, const void *k_cache, const void *v_cache, int32_t cache_dtype, void *out, int32_t dtype); */
   lorac_decode_attention: {
@@ -466,7 +451,6 @@ export const symbols = {
       "i32",
     ],
     result: "i32",
-    optional: true,
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
