@@ -81,6 +81,17 @@ async function measurePeak(): Promise<Peak> {
   };
 }
 
+/** The higher of two peak measurements, field by field. */
+function maxPeak(a: Peak, b: Peak): Peak {
+  return {
+    ...a,
+    fp32_gflops: Math.max(a.fp32_gflops, b.fp32_gflops),
+    fp32_gflops_core: Math.max(a.fp32_gflops_core, b.fp32_gflops_core),
+    bf16_gflops: Math.max(a.bf16_gflops, b.bf16_gflops),
+    bf16_gflops_core: Math.max(a.bf16_gflops_core, b.bf16_gflops_core),
+  };
+}
+
 /** The Python with torch, or null. */
 async function torchPython(): Promise<string | null> {
   const candidates = [
@@ -224,42 +235,39 @@ function printRows(shape: GemmShape, results: Map<string, Timing>, rate: Rate, p
   }
 }
 
+/** One line per finished shape, so a long run shows where it is. */
+function printProgress(shape: GemmShape, results: Map<string, Timing>, at: number, of: number): void {
+  const gflops = (who: string, op: Op) => {
+    const t = results.get(`${shape.name} ${op} ${who}`);
+    return t === undefined ? "-" : (gemmFlops(shape) / t.wall / 1e9).toFixed(1);
+  };
+  const pair = (who: string) => `${gflops(who, "forward")}/${gflops(who, "dx")}`;
+  console.log(
+    `[${at}/${of}] ${shape.name}: GFLOP/s forward/dx ours f32 ${pair("f32")}, bf16 ${pair("bf16")}; ` +
+      `torch bf16 ${pair("torch bf16")}, fp32 ${pair("torch fp32")}`,
+  );
+}
+
 async function main(): Promise<void> {
   const { all, reps } = parseArgs(Deno.args);
   await buildCpu();
   using backend = await openBackend("cpu");
-  const peak = await measurePeak();
   const shapes = all ? [...SMOLLM2_135M, ...LLAMA_32_1B] : [...SMOLLM2_135M, LLAMA_32_1B[0], LLAMA_32_1B[1]];
-  const threads = peak.threads;
+  const python = await torchPython();
   const loadBefore = Deno.loadavg()[0];
   console.log(`device: ${backend.deviceName}`);
-  console.log(
-    `measured peak (${peak.isa}): fp32 FMA ${peak.fp32_gflops.toFixed(1)} GFLOP/s on ${threads} threads ` +
-      `(${peak.fp32_gflops_core.toFixed(1)} per core-second); bf16 ${peak.bf16_gflops.toFixed(1)}` +
-      (peak.bf16_gflops_core === peak.fp32_gflops_core ? " (no bf16 arithmetic: the fp32 FMA units)" : ""),
-  );
-
-  const python = await torchPython();
   console.log(
     python
       ? `torch ${await torchVersion(python)} (${python})`
       : "torch: no $LORAC_ORACLE_PYTHON or .oracle-venv: skipped",
   );
-  console.log(
-    `median of ${reps} calls after a warm-up (torch: fewer once a cell passes ${TORCH_BUDGET_S} s; ` +
-      `~ = timed on fewer rows and scaled to M); GFLOP/s = 2·M·N·K / time`,
-  );
-  console.log("ours bf16 = bf16 input and output; 'vs torch' = our GFLOP/s / torch's (> 1: we are faster)");
-  // Each table's %peak uses the peak measured the same way: all threads by the wall clock, or per core-second.
-  const wallPeak = { f32: peak.fp32_gflops, bf16: peak.bf16_gflops };
-  const cpuPeak = { f32: peak.fp32_gflops_core * threads, bf16: peak.bf16_gflops_core * threads };
-  const wall: Rate = (flops, t) => flops / t.wall / 1e9;
-  const perCpu: Rate = (flops, t) => flops / (t.cpu / threads) / 1e9;
+  // Measured before and after: clocks and other work on the machine change over a run.
+  const peakBefore = await measurePeak();
+  const threads = peakBefore.threads;
 
-  // Shape by shape, ours then torch's, so both see the same load on the machine; rows print as they finish.
-  printHeader("by the wall clock (GFLOP/s)");
+  // Shape by shape, ours then torch's, so both see the same load on the machine.
   const results = new Map<string, Timing>();
-  for (const shape of shapes) {
+  for (const [i, shape] of shapes.entries()) {
     for (const op of ["forward", "dx"] as const) {
       for (const dtype of ["f32", "bf16"] as const) {
         results.set(`${shape.name} ${op} ${dtype}`, timeOurs(backend, shape, op, dtype, reps));
@@ -270,15 +278,31 @@ async function main(): Promise<void> {
         results.set(key.replace(/ (bf16|fp32)$/, " torch $1"), t);
       }
     }
-    printRows(shape, results, wall, wallPeak);
+    printProgress(shape, results, i + 1, shapes.length);
   }
-  printHeader("per CPU-second: flops / (process CPU time / threads), the rate with the cores to ourselves");
-  for (const shape of shapes) printRows(shape, results, perCpu, cpuPeak);
+  const peak = maxPeak(peakBefore, await measurePeak());
+
   console.log(
-    `\n%peak of fp32 ${wallPeak.f32.toFixed(1)} / bf16 ${wallPeak.bf16.toFixed(1)} GFLOP/s (wall clock), ` +
-      `${cpuPeak.f32.toFixed(1)} / ${cpuPeak.bf16.toFixed(1)} (${threads} x per core); ` +
+    `\nmeasured peak (${peak.isa}, best before/after): fp32 FMA ${peak.fp32_gflops.toFixed(1)} GFLOP/s on ` +
+      `${threads} threads, ${peak.fp32_gflops_core.toFixed(1)} per core-second; bf16 ${peak.bf16_gflops.toFixed(1)}` +
+      (peak.bf16_gflops_core === peak.fp32_gflops_core ? " (no bf16 arithmetic: the fp32 FMA units)" : ""),
+  );
+  console.log(
+    `median of ${reps} calls after a warm-up (torch: fewer once a cell passes ${TORCH_BUDGET_S} s; ` +
+      `~ = timed on fewer rows and scaled to M); GFLOP/s = 2·M·N·K / time; ` +
       `load average ${loadBefore.toFixed(1)} before, ${Deno.loadavg()[0].toFixed(1)} after`,
   );
+  console.log("ours bf16 = bf16 input and output; 'vs torch' = our GFLOP/s / torch's (> 1: we are faster)");
+  // Each table's %peak uses the peak measured the same way.
+  const wallPeak = { f32: peak.fp32_gflops, bf16: peak.bf16_gflops };
+  const cpuPeak = { f32: peak.fp32_gflops_core * threads, bf16: peak.bf16_gflops_core * threads };
+  printHeader(`by the wall clock (GFLOP/s; %peak of ${wallPeak.f32.toFixed(1)})`);
+  for (const shape of shapes) printRows(shape, results, (f, t) => f / t.wall / 1e9, wallPeak);
+  printHeader(
+    `per CPU-second: flops / (process CPU time / threads), the rate with the cores to ourselves ` +
+      `(%peak of ${threads} x ${peak.fp32_gflops_core.toFixed(1)})`,
+  );
+  for (const shape of shapes) printRows(shape, results, (f, t) => f / (t.cpu / threads) / 1e9, cpuPeak);
 }
 
 if (import.meta.main) await main();
