@@ -3,7 +3,7 @@
  * same packed batches of arxiv5 texts, in one run, with SmolLM2-135M-Instruct
  * (the Q4_1 GGUF of lib/model/default_model.ts; transformers dequantizes it).
  *
- *   deno task bench:train                   1 warm-up + 3 measured steps of at most 512 tokens
+ *   deno task bench:train                   1 warm-up + 3 measured steps of at most 256 tokens
  *   deno task bench:train --steps 9 --warmup 2 --tokens 2048 --torch-budget 300
  *
  * A torch variant stops its measured steps once they have taken
@@ -89,7 +89,7 @@ function parseArgs(args: string[]): Args {
   return {
     steps: int("--steps", 3, 1),
     warmup: int("--warmup", 1, 0),
-    tokens: int("--tokens", 512, 64),
+    tokens: int("--tokens", 256, 64),
     torchBudget: int("--torch-budget", 30, 0),
   };
 }
@@ -323,8 +323,9 @@ async function main(): Promise<void> {
         `${fmt(100 * r.mfu)}% | ${fmt(r.firstLoss!, 3)} → ${fmt(r.lastLoss!, 3)} | ${speed} | ${rss} |`,
     );
   }
-  const out = new URL("bench/train.json", `file://${buildDir()}/`).pathname;
-  await Deno.mkdir(`${buildDir()}/bench`, { recursive: true });
+  const dir = `${buildDir().replace(/\/$/, "")}/bench`;
+  const out = `${dir}/train.json`;
+  await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(
     out,
     JSON.stringify(
