@@ -16,22 +16,13 @@
  */
 
 import process from "node:process";
-import { buildCpu, buildDir } from "../cuda/build.ts";
+import { buildCpu } from "../cuda/build.ts";
 import { type Backend, openBackend } from "../lib/backend/backend.ts";
 import { type FloatTensor, nf4Gemm, nf4GemmDx } from "../lib/backend/gemm.ts";
 import { type Nf4Weight, nf4Weight } from "../lib/backend/nf4.ts";
 import { Rng } from "../tests/reference/random.ts";
 import { gemmFlops, type GemmShape, LLAMA_32_1B, SMOLLM2_135M } from "./gemm_shapes.ts";
-
-/** What bench/peak_flops.cpp prints: GFLOP/s on all threads (wall clock) and per core-second. */
-interface Peak {
-  isa: string;
-  threads: number;
-  fp32_gflops: number;
-  fp32_gflops_core: number;
-  bf16_gflops: number;
-  bf16_gflops_core: number;
-}
+import { maxPeak, measurePeak, run, torchPython } from "./peak.ts";
 
 /** Median seconds per call: wall clock, and CPU time of the whole process. */
 interface Timing {
@@ -50,58 +41,6 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout);
-}
-
-/** Builds (when the source is newer) and runs bench/peak_flops.cpp; best of three runs. */
-async function measurePeak(): Promise<Peak> {
-  const src = new URL("peak_flops.cpp", import.meta.url).pathname;
-  const exe = `${buildDir()}/peak_flops`;
-  const stale = await Deno.stat(exe).then((e) => e.mtime! < Deno.statSync(src).mtime!, () => true);
-  if (stale) {
-    await Deno.mkdir(buildDir(), { recursive: true });
-    await run(Deno.env.get("CXX") ?? "g++", ["-O2", "-fopenmp", src, "-o", exe]);
-  }
-  const runs: Peak[] = [];
-  for (let i = 0; i < 3; i++) runs.push(JSON.parse(await run(exe, [])));
-  // Other work on the machine only ever lowers a measurement.
-  const best = (key: keyof Peak) => Math.max(...runs.map((r) => r[key] as number));
-  return {
-    isa: runs[0].isa,
-    threads: runs[0].threads,
-    fp32_gflops: best("fp32_gflops"),
-    fp32_gflops_core: best("fp32_gflops_core"),
-    bf16_gflops: best("bf16_gflops"),
-    bf16_gflops_core: best("bf16_gflops_core"),
-  };
-}
-
-/** The higher of two peak measurements, field by field. */
-function maxPeak(a: Peak, b: Peak): Peak {
-  return {
-    ...a,
-    fp32_gflops: Math.max(a.fp32_gflops, b.fp32_gflops),
-    fp32_gflops_core: Math.max(a.fp32_gflops_core, b.fp32_gflops_core),
-    bf16_gflops: Math.max(a.bf16_gflops, b.bf16_gflops),
-    bf16_gflops_core: Math.max(a.bf16_gflops_core, b.bf16_gflops_core),
-  };
-}
-
-/** The Python with torch, or null. */
-async function torchPython(): Promise<string | null> {
-  const candidates = [
-    Deno.env.get("LORAC_ORACLE_PYTHON"),
-    new URL("../.oracle-venv/bin/python", import.meta.url).pathname,
-  ];
-  for (const python of candidates) {
-    if (python && await Deno.stat(python).then(() => true, () => false)) return python;
-  }
-  return null;
 }
 
 /** torch's version, as the benchmark script reports it. */

@@ -38,6 +38,7 @@ import { attentionPairs, type BatchWork, trainingFlops } from "../lib/train/flop
 import { batchOf } from "../lib/train/packing.ts";
 import { buildSftExample, type SftExample } from "../lib/train/sft_examples.ts";
 import { trainStep } from "../lib/train/step.ts";
+import { measurePeak, run, torchPython } from "./peak.ts";
 
 const TRAIN_CSV = new URL("../../shared/data/arxiv5/train.csv", import.meta.url).pathname;
 const LORA = { r: 16, alpha: 32 };
@@ -45,13 +46,6 @@ const LR = 1e-4;
 const MAX_SEQ_LENGTH = 512;
 
 /** What bench/peak_flops.cpp prints (GFLOP/s on all threads, and per core-second). */
-interface Peak {
-  isa: string;
-  threads: number;
-  fp32_gflops: number;
-  bf16_gflops: number;
-}
-
 /** One side's measured steps. */
 interface SideResult {
   name: string;
@@ -92,44 +86,6 @@ function parseArgs(args: string[]): Args {
     tokens: int("--tokens", 256, 64),
     torchBudget: int("--torch-budget", 30, 0),
   };
-}
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed:\n${new TextDecoder().decode(out.stderr)}`);
-  return new TextDecoder().decode(out.stdout);
-}
-
-/** Builds (when the source is newer) and runs bench/peak_flops.cpp, as bench/gemm_vs_torch.ts does; best of three. */
-async function measurePeak(): Promise<Peak> {
-  const src = new URL("peak_flops.cpp", import.meta.url).pathname;
-  const exe = `${buildDir()}/peak_flops`;
-  const stale = await Deno.stat(exe).then((e) => e.mtime! < Deno.statSync(src).mtime!, () => true);
-  if (stale) {
-    await Deno.mkdir(buildDir(), { recursive: true });
-    await run(Deno.env.get("CXX") ?? "g++", ["-O2", "-fopenmp", src, "-o", exe]);
-  }
-  const runs: Peak[] = [];
-  for (let i = 0; i < 3; i++) runs.push(JSON.parse(await run(exe, [])));
-  // Other work on the machine only ever lowers a measurement.
-  return {
-    isa: runs[0].isa,
-    threads: runs[0].threads,
-    fp32_gflops: Math.max(...runs.map((r) => r.fp32_gflops)),
-    bf16_gflops: Math.max(...runs.map((r) => r.bf16_gflops)),
-  };
-}
-
-/** The Python with torch: $LORAC_ORACLE_PYTHON, else .oracle-venv/bin/python, else null. */
-async function torchPython(): Promise<string | null> {
-  const candidates = [
-    Deno.env.get("LORAC_ORACLE_PYTHON"),
-    new URL("../.oracle-venv/bin/python", import.meta.url).pathname,
-  ];
-  for (const python of candidates) {
-    if (python && await Deno.stat(python).then(() => true, () => false)) return python;
-  }
-  return null;
 }
 
 /**
