@@ -130,6 +130,16 @@ Deno.test("predict: generate mode counts every answer that is no label as invali
   const metrics = JSON.parse(await Deno.readTextFile(`${second}/out/metrics.json`));
   assert.equal(metrics.invalid_predictions, STORY_TEXTS.length - same);
   assert.equal(metrics.run.decode, "generate");
+
+  // Multi-label: the same answers, each gold cell naming two labels; the rows that answered one are half right.
+  const third = await task(STORY_TEXTS.map((t) => [t, `zzz, ${answers[0]}`]));
+  const r3 = await predict(options(third, { labels: [answers[0], "zzz"], multiLabel: true, maxNewTokens: 3 }));
+  assert.equal(r3.metrics.kind, "multi");
+  assert.equal(r3.metrics.invalidPredictions, STORY_TEXTS.length - same);
+  assert.equal(r3.metrics.accuracy, 0, "no answer names both labels");
+  assert.equal(r3.metrics.perLabel[0].recall, same / STORY_TEXTS.length);
+  assert.equal(r3.metrics.perLabel[0].precision, 1);
+  await Deno.remove(third, { recursive: true });
   await Deno.remove(first, { recursive: true });
   await Deno.remove(second, { recursive: true });
 });

@@ -272,11 +272,11 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
   using lora = adapter ? LoraParams.fromPeft(backend, loaded.config, adapter) : null;
   using model = new LlamaModel(backend, loaded.config, loaded.weights, { lora });
 
-  // Prompts, with texts cut so that prompt and answer fit max_seq_length as in training.
+  // Prompts, with texts cut so that prompt and answer fit max_seq_length as in training. The longest answer is a
+  // label, or in multi-label mode all of them.
   const answers = r.multiLabel ? [formatLabels(labels, labels)] : labels;
   const completions = labelCompletions(answers, template, tokenizer, eosId);
   const longest = Math.max(...completions.map((c) => c.length));
-  const allCompletions = r.multiLabel ? [] : completions;
   let truncated = 0;
   const prompts = test.map((e) => {
     const fitted = fitText(e.text, {
@@ -291,7 +291,7 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
     return ids;
   });
 
-  const decoding: Decoding = r.decode === "score" ? { mode: "score", labels, completions: allCompletions } : {
+  const decoding: Decoding = r.decode === "score" ? { mode: "score", labels, completions } : {
     mode: "generate",
     labels,
     multiLabel: r.multiLabel,
