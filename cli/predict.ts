@@ -76,6 +76,9 @@ export function predictCommand(): Command {
       max_seq_length: "longest prompt plus answer in tokens; longer texts are cut (default: training's, else 512)",
       multi_label: "answers hold comma-separated labels (default: as trained)",
       tokenizer: "a tokenizer.json to use instead of the model's own (default: training's)",
+      seed: "seed of the --few_shot draw (default: 42)",
+      batch_tokens: "most tokens decoded in one batch: prompts and answers, times the labels with --decode score " +
+        "(default: 4096)",
     },
   });
   return cmd.action(async (v: FlagValues) => {
