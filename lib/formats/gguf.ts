@@ -15,6 +15,7 @@
 
 import { dequantize, GGML_TYPES, ggmlByteSize, type GgmlTypeInfo } from "./gguf_quants.ts";
 import { type LlamaConfig, LlamaConfigError, type RopeScaling } from "./llama_config.ts";
+import { readAt } from "../util/read_at.ts";
 
 /** A metadata array: numeric arrays as typed arrays, others as plain arrays. */
 export type GgufArray =
@@ -326,17 +327,6 @@ export function parseGgufHeader(path: string, bytes: Uint8Array, fileSize: numbe
     if (e instanceof NeedMore) return null;
     throw e;
   }
-}
-
-async function readAt(file: Deno.FsFile, offset: number, into: Uint8Array): Promise<number> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  let got = 0;
-  while (got < into.length) {
-    const n = await file.read(into.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return got;
 }
 
 /**

@@ -14,6 +14,7 @@
  */
 
 import { bf16ArrayToF32, f16ArrayToF32 } from "./float16.ts";
+import { readAt } from "../util/read_at.ts";
 
 /** Element types of the safetensors format, with their size in bits. */
 export const SAFETENSORS_DTYPE_BITS = {
@@ -193,17 +194,6 @@ export function parseSafetensorsHeader(
   return { tensors: new Map(entries.map((t) => [t.name, t])), metadata };
 }
 
-async function readFully(file: Deno.FsFile, offset: number, into: Uint8Array): Promise<number> {
-  await file.seek(offset, Deno.SeekMode.Start);
-  let got = 0;
-  while (got < into.length) {
-    const n = await file.read(into.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return got;
-}
-
 /**
  * Converts a tensor's raw bytes of dtype F32, F16, BF16 or F64 to float32.
  *
@@ -279,7 +269,7 @@ export class SafetensorsFile implements Disposable {
       const size = (await file.stat()).size;
       if (size < 8) throw new SafetensorsError(path, `${size} bytes is too short for a safetensors file`);
       const prefix = new Uint8Array(8);
-      await readFully(file, 0, prefix);
+      await readAt(file, 0, prefix);
       const n = new DataView(prefix.buffer).getBigUint64(0, true);
       if (n > BigInt(MAX_HEADER_BYTES)) {
         throw new SafetensorsError(
@@ -294,7 +284,7 @@ export class SafetensorsFile implements Disposable {
         );
       }
       const header = new Uint8Array(Number(n));
-      await readFully(file, 8, header);
+      await readAt(file, 8, header);
       return new SafetensorsFile(path, file, parseSafetensorsHeader(path, header, size - 8 - header.length));
     } catch (e) {
       file.close();
@@ -315,7 +305,7 @@ export class SafetensorsFile implements Disposable {
     const run = this.#queue.then(async () => {
       if (this.#file === null) throw new SafetensorsError(this.path, "read after close");
       const out = new Uint8Array(t.byteLength);
-      const got = await readFully(this.#file, t.offset, out);
+      const got = await readAt(this.#file, t.offset, out);
       if (got !== out.length) {
         throw new SafetensorsError(this.path, `tensor "${name}": file ended early (changed on disk?)`);
       }
