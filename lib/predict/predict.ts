@@ -108,6 +108,10 @@ export interface PredictResult {
   readonly decode: DecodeMode;
   /** Examples whose text was shortened to fit maxSeqLength. */
   readonly truncated: number;
+  /** Each example's prompt token ids, in file order: what was decoded (side-by-side runs give them to other tools). */
+  readonly promptIds: readonly (readonly number[])[];
+  /** Most tokens generated per answer (generate mode; undefined when scoring). */
+  readonly maxNewTokens?: number;
   /** Seconds spent decoding (model loading excluded). */
   readonly decodeSeconds: number;
   /** Examples decoded per second. */
@@ -356,6 +360,8 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
     labels,
     decode: r.decode,
     truncated,
+    promptIds: prompts,
+    maxNewTokens: decoding.mode === "generate" ? decoding.maxNewTokens : undefined,
     decodeSeconds,
     examplesPerSecond: test.length / decodeSeconds,
     seconds: (performance.now() - started) / 1000,
