@@ -69,3 +69,17 @@ export async function torchPython(): Promise<string | null> {
   }
   return null;
 }
+
+/**
+ * This process's peak resident set in bytes: VmHWM where /proc has it (Linux),
+ * else `fallback` (a peak the caller sampled with Deno.memoryUsage().rss).
+ */
+export function peakRss(fallback: number): number {
+  try {
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+    if (hwm) return Math.max(fallback, Number(hwm[1]) * 1024);
+  } catch {
+    // No /proc (macOS): the sampled RSS is what there is.
+  }
+  return fallback;
+}
