@@ -73,6 +73,12 @@ export async function torchPython(): Promise<string | null> {
 /**
  * This process's peak resident set in bytes: VmHWM where /proc has it (Linux),
  * else `fallback` (a peak the caller sampled with Deno.memoryUsage().rss).
+ *
+ * @example
+ * ```ts
+ * import { peakRss } from "./peak.ts";
+ * peakRss(Deno.memoryUsage().rss) >= Deno.memoryUsage().rss; // true
+ * ```
  */
 export function peakRss(fallback: number): number {
   try {
