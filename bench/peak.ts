@@ -77,7 +77,8 @@ export async function torchPython(): Promise<string | null> {
  * @example
  * ```ts
  * import { peakRss } from "./peak.ts";
- * peakRss(Deno.memoryUsage().rss) >= Deno.memoryUsage().rss; // true
+ * const sampled = Deno.memoryUsage().rss;
+ * peakRss(sampled) >= sampled; // true
  * ```
  */
 export function peakRss(fallback: number): number {
