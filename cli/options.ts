@@ -284,6 +284,11 @@ const SPECS = {
     flags: "--resume_from_checkpoint [dir]",
     help: "continue from a checkpoint-<step> folder, or, with no value, the latest one in --output_dir",
   },
+  skip_nonfinite_steps: {
+    flags: "--skip_nonfinite_steps",
+    help: "skip a step whose loss or gradient norm is NaN or infinite (no update; counted in metrics.jsonl) " +
+      "instead of stopping with an error",
+  },
   decode: {
     flags: "--decode <mode>",
     help: "generate: the seed's greedy answer, exact match, a non-label answer counts as invalid | " +
@@ -377,6 +382,7 @@ export interface FlagValues {
   eval_steps?: number;
   save_steps?: number;
   resume_from_checkpoint?: string | true;
+  skip_nonfinite_steps?: boolean;
   decode?: DecodeMode;
   max_new_tokens?: number;
   save_csv?: string;
@@ -451,6 +457,7 @@ export function trainOptionsFrom(v: FlagValues): TrainOptions {
     evalDecode: v.decode,
     reportTo: v.report_to,
     resumeFromCheckpoint: v.resume_from_checkpoint,
+    skipNonfiniteSteps: v.skip_nonfinite_steps,
     device: v.device,
     numThreads: v.num_threads,
   };

@@ -55,6 +55,7 @@ const TRAIN_FLAGS: readonly FlagName[] = [
   "save_steps",
   "decode",
   "resume_from_checkpoint",
+  "skip_nonfinite_steps",
 ];
 
 /**

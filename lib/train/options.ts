@@ -117,6 +117,11 @@ export interface TrainOptions {
   numThreads?: number;
   /** Recompute activations in the backward (less memory). */
   recompute?: boolean;
+  /**
+   * Skip a step whose loss or gradient norm is not finite (no update, counted in trainer_state.json and
+   * metrics.jsonl) instead of stopping the run with an error (`--skip_nonfinite_steps`; default false).
+   */
+  skipNonfiniteSteps?: boolean;
   /** The device's peak FLOP/s, for MFU in the logs (default: MFU not reported). */
   peakFlops?: number;
   /** Console output: true (default) on stderr, false none, or a sink. */
@@ -179,6 +184,7 @@ export function resolveTrainOptions(options: TrainOptions): ResolvedTrainOptions
     resumeFromCheckpoint: false,
     device: "auto",
     recompute: false,
+    skipNonfiniteSteps: false,
     progress: true,
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
     outputDir: options.outputDir,
@@ -227,6 +233,10 @@ export function resolveTrainOptions(options: TrainOptions): ResolvedTrainOptions
   check(
     o.reportTo === "tensorboard" || o.reportTo === "none",
     `report_to must be tensorboard or none, got ${o.reportTo}`,
+  );
+  check(
+    typeof o.skipNonfiniteSteps === "boolean",
+    `skip_nonfinite_steps must be true or false, got ${o.skipNonfiniteSteps}`,
   );
   check(o.peakFlops === undefined || o.peakFlops > 0, `peak FLOP/s must be positive, got ${o.peakFlops}`);
   return o;
