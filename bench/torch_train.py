@@ -1,22 +1,21 @@
 """PyTorch + PEFT side of bench/train_bench.ts: LoRA training steps of a
 LlamaForCausalLM loaded from a GGUF (transformers dequantizes it), on the
 packed batches that train_bench.ts wrote, in one variant per process (so that
-the peak RSS is the variant's own).
+the peak RSS is the variant's own). The counterpart of bench/lorac_train.ts:
+the same config in, the same JSON line out.
 
-    python bench/torch_train.py '{"gguf": ..., "batches": ..., "variant": "fp32", ...}'
+    python bench/torch_train.py '{"gguf": ..., "batches": ..., "variant": "fp32", "steps": 4, ...}'
 
 Variants: fp32; bf16 (fp32 weights under torch.autocast("cpu", bfloat16));
-bnb4 (the linears as bitsandbytes NF4 Linear4bit, where its CPU path trains).
-Each batch is one row of sequences packed end to end: position_ids restart at
-every sequence and no attention mask is passed, so transformers masks
-attention per sequence (masking_utils' packed-sequence detection); the labels
-are -100 outside the completions. No padding: every token is real.
+nf4 (the linears as bitsandbytes NF4 Linear4bit, where its CPU path trains).
+Each batch is one row of sequences packed end to end, as lorac packs them:
+position_ids restart at every sequence and no attention mask is passed, so
+transformers masks attention per sequence (masking_utils'
+find_packed_sequence_indices); the labels are -100 outside the completions.
+No padding: every token is real.
 
-After the warm-up steps, measured steps stop once they have taken
-config["budget"] seconds (at least one runs).
-
-Prints one JSON line: per-step wall and CPU seconds, tokens, losses, maxrss,
-or {"skipped": reason}.
+Prints one JSON line: per-step wall and CPU seconds, tokens and losses, maxrss, or
+{"skipped": reason}.
 """
 
 import json
@@ -66,7 +65,7 @@ def main():
     model = LlamaForCausalLM.from_pretrained(
         os.path.dirname(gguf), gguf_file=os.path.basename(gguf), torch_dtype=torch.float32
     )
-    if variant == "bnb4":
+    if variant == "nf4":
         try:
             to_bnb4(model, torch)
         except Exception as e:  # any failure means bitsandbytes' CPU path cannot run here
@@ -87,11 +86,7 @@ def main():
     with open(config["batches"]) as f:
         batches = json.load(f)["batches"]
     steps = []
-    for b, batch in enumerate(batches):
-        measured = sum(s["seconds"] for s in steps[config["warmup"] :])
-        # A variant too slow to run every step (bf16 autocast without bf16 hardware) stops after its time budget.
-        if b > config["warmup"] and measured >= config["budget"]:
-            break
+    for batch in batches[: config["steps"]]:
         ids, pos, labels = [], [], []
         for seq in batch:
             tokens, start = seq["tokens"], seq["completionStart"]
