@@ -14,6 +14,7 @@ import { LlamaModel } from "../lib/model/llama.ts";
 import { loadModel } from "../lib/model/load.ts";
 import type { SequenceToPack } from "../lib/model/batch.ts";
 import { trainStep } from "../lib/train/step.ts";
+import { peakRss } from "./peak.ts";
 
 /** What train_bench.ts hands a side (here as JSON in argv[0]; torch_train.py reads the same). */
 export interface SideConfig {
@@ -56,17 +57,6 @@ function cpuSeconds(): number {
   } catch {
     return NaN;
   }
-}
-
-/** The process's peak resident set (VmHWM) where /proc has it, else `fallback`. */
-function peakRss(fallback: number): number {
-  try {
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
-    if (hwm) return Math.max(fallback, Number(hwm[1]) * 1024);
-  } catch {
-    // No /proc (macOS): the sampled RSS is what there is.
-  }
-  return fallback;
 }
 
 async function main(): Promise<void> {
