@@ -203,6 +203,7 @@ Deno.test("trainer: a failure while saving a checkpoint leaves the previous one 
     best_metric: 0.5,
     best_global_step: 4,
     trainable_parameters: 4,
+    skipped_steps: 0,
   };
   const moments = { expAvg: new Float32Array([1, 2, 3, 4]), expAvgSq: new Float32Array([5, 6, 7, 8]) };
   await saveCheckpoint(`${dir}/checkpoint-4`, { adapter: adapter([1, 2]), ...moments, state });

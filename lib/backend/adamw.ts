@@ -2,6 +2,11 @@
  * AdamW with torch.optim.AdamW's semantics over one flat fp32 buffer
  * [params | grads | m | v], with global-norm gradient clipping.
  *
+ * One departure from torch: a step whose gradient norm is not finite (a NaN
+ * or infinite gradient) changes nothing, where torch would write NaN into
+ * every parameter and moment. The norm is computed and read on the host
+ * before the update is launched, so the check costs no extra pass.
+ *
  * @module
  */
 
@@ -51,14 +56,26 @@ export class AdamWState implements Disposable {
 
   /** Computes the global gradient norm into `norm` and returns it. */
   gradNorm(): number {
+    return this.#normOf(1);
+  }
+
+  /** The L2 norm of all parameters: finite exactly when every parameter is (fp32 squares aside). */
+  paramNorm(): number {
+    return this.#normOf(0);
+  }
+
+  #normOf(section: 0 | 1): number {
     const b = this.#backend;
-    b.check(b.lib.symbols.lorac_global_norm(b.ctx, this.section(1), BigInt(this.n), this.norm.ptr));
+    b.check(b.lib.symbols.lorac_global_norm(b.ctx, this.section(section), BigInt(this.n), this.norm.ptr));
     return this.norm.toHost()[0];
   }
 
   /**
    * One AdamW step (clipping first when maxGradNorm > 0); returns the
-   * gradient norm before clipping.
+   * gradient norm before clipping. When that norm is not finite (a NaN or
+   * infinite gradient, or squares beyond fp32's range) the step is not
+   * taken: parameters, gradients, moments and the step count stay as they
+   * were, and the caller sees the non-finite norm (to stop, or to skip).
    *
    * @example
    * ```ts
@@ -69,11 +86,15 @@ export class AdamWState implements Disposable {
    * backend.write(opt.buffer, new Float32Array([1, 1, 0.5, -0.5, 0, 0, 0, 0]));
    * opt.update({ lr: 0.1, weightDecay: 0 });
    * opt.buffer.toHost().slice(0, 2); // ≈ Float32Array [0.9, 1.1]
+   * backend.write(opt.buffer, new Float32Array([1, 1, NaN, 0, 0, 0, 0, 0]));
+   * opt.update({ lr: 0.1 }); // NaN, and nothing changed
+   * opt.step; // 1
    * ```
    */
   update(config: AdamWConfig): number {
     const b = this.#backend;
     const norm = this.gradNorm();
+    if (!Number.isFinite(norm)) return norm;
     this.step++;
     b.check(b.lib.symbols.lorac_adamw_step(
       b.ctx,

@@ -10,8 +10,11 @@
  * the rate comes from the step.
  *
  * Saving is atomic: everything is written to a hidden temporary folder
- * beside the target and renamed into place, so a crash or an error midway
- * leaves the previous checkpoints as they were and no half checkpoint.
+ * beside the target and renamed into place, so a crash, a kill or an error
+ * midway leaves the previous checkpoints as they were and no half
+ * checkpoint under a checkpoint-<step> name. What a kill can leave behind
+ * (hidden `.<name>.tmp-*` / `.<name>.old-*` entries) is invisible to
+ * {@link checkpointDirs} and tidied by {@link cleanInterruptedWrites}.
  *
  * @module
  */
@@ -42,6 +45,27 @@ export interface TrainerState {
   best_global_step: number | null;
   /** Trainable (LoRA) parameters. */
   trainable_parameters: number;
+  /**
+   * Steps skipped for a non-finite loss or gradient (skipNonfiniteSteps): AdamW has taken
+   * global_step - skipped_steps steps. Absent (0) in checkpoints of older versions.
+   */
+  skipped_steps: number;
+}
+
+/**
+ * A checkpoint folder that cannot be read back: missing, truncated or
+ * malformed files. `dir` names the folder; the message is one line.
+ */
+export class CheckpointError extends Error {
+  /** The checkpoint folder. */
+  readonly dir: string;
+
+  /** `problem` says what is wrong with `dir`. */
+  constructor(dir: string, problem: string, options?: ErrorOptions) {
+    super(`checkpoint ${dir} cannot be read: ${problem}`, options);
+    this.name = "CheckpointError";
+    this.dir = dir;
+  }
 }
 
 /** What a checkpoint holds. */
@@ -81,7 +105,7 @@ function splitPath(path: string): { parent: string; base: string } {
  * await Deno.readTextFile(`${root}/best/a.txt`); // "1"
  * ```
  */
-export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise<void> | void): Promise<void> {
   const { parent, base } = splitPath(dir);
   const tag = `${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const tmp = `${parent}/.${base}.tmp-${tag}`;
@@ -120,7 +144,7 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
  * };
  * const state = {
  *   global_step: 1, epoch: 1, max_steps: 1, num_train_epochs: 1, seed: 0, data_order_sha256: "", metric_for_best_model: "eval_accuracy",
- *   best_metric: null, best_global_step: null, trainable_parameters: 2,
+ *   best_metric: null, best_global_step: null, trainable_parameters: 2, skipped_steps: 0,
  * };
  * await saveCheckpoint(dir, { adapter, expAvg: new Float32Array(2), expAvgSq: new Float32Array(2), state });
  * (await loadCheckpoint(dir)).state.global_step; // 1
@@ -144,7 +168,9 @@ export async function saveCheckpoint(dir: string, checkpoint: Checkpoint): Promi
 }
 
 /**
- * Reads a checkpoint saved by {@link saveCheckpoint}.
+ * Reads a checkpoint saved by {@link saveCheckpoint}; throws a
+ * {@link CheckpointError} when any of its files is missing, truncated or
+ * malformed, or holds a non-finite weight or moment.
  *
  * @example
  * ```ts ignore
@@ -153,45 +179,102 @@ export async function saveCheckpoint(dir: string, checkpoint: Checkpoint): Promi
  * ```
  */
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
   let state: TrainerState;
   try {
     state = JSON.parse(await Deno.readTextFile(`${dir}/${STATE_FILE}`));
   } catch (e) {
-    throw new Error(`${dir} is not a lorac checkpoint: cannot read ${STATE_FILE}: ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw new CheckpointError(dir, `${STATE_FILE}: ${firstLine(e)}`, { cause: e });
   }
-  const adapter = await readPeftAdapter(dir);
-  using file = await SafetensorsFile.open(`${dir}/${OPTIMIZER_FILE}`);
-  const expAvg = await file.readFloat32("exp_avg");
-  const expAvgSq = await file.readFloat32("exp_avg_sq");
+  const count = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+  if (
+    typeof state !== "object" || state === null || !count(state.global_step) ||
+    !count(state.trainable_parameters) || typeof state.data_order_sha256 !== "string"
+  ) {
+    throw new CheckpointError(dir, `${STATE_FILE} lacks global_step, trainable_parameters or data_order_sha256`);
+  }
+  state.skipped_steps ??= 0;
+  let adapter: PeftAdapter, expAvg: Float32Array, expAvgSq: Float32Array;
+  try {
+    adapter = await readPeftAdapter(dir);
+    using file = await SafetensorsFile.open(`${dir}/${OPTIMIZER_FILE}`);
+    expAvg = await file.readFloat32("exp_avg");
+    expAvgSq = await file.readFloat32("exp_avg_sq");
+  } catch (e) {
+    throw new CheckpointError(dir, firstLine(e), { cause: e });
+  }
   if (expAvg.length !== state.trainable_parameters || expAvgSq.length !== state.trainable_parameters) {
-    throw new RangeError(`${dir}/${OPTIMIZER_FILE}: moments do not match ${state.trainable_parameters} parameters`);
+    throw new CheckpointError(dir, `${OPTIMIZER_FILE}: moments do not match ${state.trainable_parameters} parameters`);
+  }
+  const finite = (x: Float32Array) => x.every(Number.isFinite);
+  if (!adapter.modules.every((m) => finite(m.a) && finite(m.b)) || !finite(expAvg) || !finite(expAvgSq)) {
+    throw new CheckpointError(dir, "it holds non-finite weights or moments");
   }
   return { adapter, expAvg, expAvgSq, state };
 }
 
 /**
- * The checkpoint folder of `outputDir` with the highest step, or null.
+ * The checkpoint-<step> folders of `outputDir`, highest step first (none
+ * when the folder does not exist). Hidden leftovers of interrupted saves
+ * are not checkpoints.
  *
  * @example
  * ```ts
- * import { latestCheckpoint } from "./checkpoint.ts";
+ * import { checkpointDirs } from "./checkpoint.ts";
  * const dir = await Deno.makeTempDir();
- * for (const s of [5, 40, 12]) await Deno.mkdir(`${dir}/checkpoint-${s}`);
- * await latestCheckpoint(dir); // `${dir}/checkpoint-40`
+ * for (const name of ["checkpoint-5", "checkpoint-40", ".checkpoint-41.tmp-7-0a1b2c3d"]) await Deno.mkdir(`${dir}/${name}`);
+ * await checkpointDirs(dir); // [`${dir}/checkpoint-40`, `${dir}/checkpoint-5`]
  * ```
  */
-export async function latestCheckpoint(outputDir: string): Promise<string | null> {
-  let best = -1;
+export async function checkpointDirs(outputDir: string): Promise<string[]> {
+  const steps: number[] = [];
   try {
     for await (const entry of Deno.readDir(outputDir)) {
       const m = entry.isDirectory ? /^checkpoint-(\d+)$/.exec(entry.name) : null;
-      if (m && Number(m[1]) > best) best = Number(m[1]);
+      if (m) steps.push(Number(m[1]));
     }
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    if (e instanceof Deno.errors.NotFound) return [];
     throw e;
   }
-  return best < 0 ? null : `${outputDir}/checkpoint-${best}`;
+  return steps.sort((a, b) => b - a).map((step) => `${outputDir}/checkpoint-${step}`);
+}
+
+/** Names of the hidden entries atomic writes make: `.<name>.tmp-<pid>-<8 hex>` and `.<name>.old-<pid>-<8 hex>`. */
+const INTERRUPTED = /^\.(.+)\.(tmp|old)-\d+-[0-9a-f]{8}$/;
+
+/**
+ * Tidies what killed atomic writes (this module's folders, lib/util's
+ * files) left in `dir`: temporary entries are removed, and a `.<name>.old-*`
+ * folder, moved aside just before a replacement that never arrived, goes
+ * back to `<name>`. Returns the names it removed or restored. Only for a
+ * folder no other process is writing into.
+ *
+ * @example
+ * ```ts
+ * import { cleanInterruptedWrites } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/.checkpoint-9.tmp-123-0a1b2c3d`);
+ * await Deno.mkdir(`${dir}/.best.old-123-0a1b2c3d`);
+ * await cleanInterruptedWrites(dir); // [".best.old-123-0a1b2c3d", ".checkpoint-9.tmp-123-0a1b2c3d"]
+ * await Deno.stat(`${dir}/best`); // restored
+ * ```
+ */
+export async function cleanInterruptedWrites(dir: string): Promise<string[]> {
+  const found: { name: string; target: string; old: boolean }[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      const m = INTERRUPTED.exec(entry.name);
+      if (m) found.push({ name: entry.name, target: m[1], old: m[2] === "old" });
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
+  for (const { name, target, old } of found) {
+    if (old && !(await exists(`${dir}/${target}`))) await Deno.rename(`${dir}/${name}`, `${dir}/${target}`);
+    else await Deno.remove(`${dir}/${name}`, { recursive: true });
+  }
+  return found.map((f) => f.name).sort();
 }

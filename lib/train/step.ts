@@ -7,6 +7,12 @@
  * LoRA dropout masks are seeded from (run seed, micro-batch number), so a
  * resumed run draws the same masks as one that never stopped.
  *
+ * A step whose loss or gradient norm is not finite makes no update (the
+ * parameters, moments and AdamW's step count stay as they were) and says so
+ * in `nonFinite`; the trainer then stops or skips it. An update that leaves
+ * a non-finite parameter (a finite gradient times an absurd learning rate)
+ * cannot be undone and is reported as "update".
+ *
  * @module
  */
 
@@ -16,12 +22,17 @@ import { attentionPairs, type BatchWork } from "./flops.ts";
 import { batchOf, type PlannedStep } from "./packing.ts";
 import type { SequenceToPack } from "../model/batch.ts";
 
+/** Which value of a step was not finite: its loss, its gradient norm, or the parameters after its update. */
+export type NonFinite = "loss" | "gradient" | "update";
+
 /** What one step did. */
 export interface StepResult {
   /** Mean cross-entropy over the step's completion tokens (before the update). */
   readonly loss: number;
   /** Global gradient norm before clipping. */
   readonly gradNorm: number;
+  /** null for a good step; otherwise what was not finite ("loss" and "gradient": no update was made). */
+  readonly nonFinite: NonFinite | null;
   /** The work of the step's micro-batches. */
   readonly work: BatchWork;
 }
@@ -68,6 +79,7 @@ export function dropoutSeedOf(seed: number, micro: number): bigint {
  * const step = { epoch: 0, batches: [[0], [1]] }; // two micro-batches, one optimizer step
  * const r = trainStep(model, examples, step, { adamw: { lr: 1e-3 }, seed: 42, firstMicroBatch: 0 });
  * r.work.lossRows; // 3
+ * r.nonFinite; // null
  * ```
  */
 export function trainStep(
@@ -90,6 +102,9 @@ export function trainStep(
     work.tokens += batch.tokens.length;
     work.attentionPairs += attentionPairs(batch.cuSeqlens);
   });
-  const gradNorm = lora.state.update(options.adamw);
-  return { loss: lossSum / lossRows, gradNorm, work };
+  const loss = lossSum / lossRows;
+  if (!Number.isFinite(loss)) return { loss, gradNorm: lora.state.gradNorm(), nonFinite: "loss", work };
+  const gradNorm = lora.state.update(options.adamw); // makes no update when the norm is not finite
+  if (!Number.isFinite(gradNorm)) return { loss, gradNorm, nonFinite: "gradient", work };
+  return { loss, gradNorm, nonFinite: Number.isFinite(lora.state.paramNorm()) ? null : "update", work };
 }

@@ -21,7 +21,22 @@
  *
  * On the CPU a run is deterministic: the same options give the same bytes,
  * and a run resumed from a checkpoint ends with the same bytes as one that
- * never stopped.
+ * never stopped, however it was stopped (tests/train_kill_test.ts kills
+ * the command line with SIGKILL, mid-save too). Every run first tidies
+ * what a kill left in `outputDir` (checkpoint.ts' cleanInterruptedWrites;
+ * so no two runs may share one). Resuming from the latest checkpoint
+ * (`resumeFromCheckpoint: true`), one that cannot be read is reported on
+ * the console and the next older one is used (the run then writes the
+ * damaged step again); a damaged checkpoint named explicitly is a one-line
+ * error.
+ *
+ * A step whose loss or gradient norm is not finite (NaN or infinite) makes
+ * no update, and the run stops with a one-line error naming the step and
+ * the last good checkpoint, before anything of that step is saved; with
+ * `skipNonfiniteSteps` such steps are skipped instead: counted in
+ * trainer_state.json (skipped_steps), marked `"skipped": true` in
+ * metrics.jsonl and reported on the console. An update that leaves a
+ * non-finite weight always stops the run.
  *
  * @module
  */
@@ -33,8 +48,18 @@ import { LlamaModel } from "../model/llama.ts";
 import { loadModel } from "../model/load.ts";
 import type { LoraParams } from "../model/lora_params.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { ProgressSink } from "../ui/progress.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState, writeDirAtomic } from "./checkpoint.ts";
+import {
+  type Checkpoint,
+  checkpointDirs,
+  CheckpointError,
+  cleanInterruptedWrites,
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainerState,
+  writeDirAtomic,
+} from "./checkpoint.ts";
 import { prepareSftData, type SftData } from "./dataset.ts";
 import { type EvalDecoding, type EvalResult, evaluate } from "./evaluate.ts";
 import { trainingFlops } from "./flops.ts";
@@ -43,7 +68,7 @@ import { type BestMetric, type ResolvedTrainOptions, resolveTrainOptions, type T
 import { type PlannedStep, planTraining } from "./packing.ts";
 import { TrainProgress } from "./progress_line.ts";
 import { learningRate, warmupStepsOf } from "./schedule.ts";
-import { trainStep } from "./step.ts";
+import { type StepResult, trainStep } from "./step.ts";
 
 export type { TrainOptions } from "./options.ts";
 
@@ -79,9 +104,52 @@ function epochAfter(plan: readonly PlannedStep[], s: number): number {
   return epoch + (s - first + 1) / (last - first + 1);
 }
 
+/**
+ * The checkpoint a run resumes from, read: the one named, or with `true`
+ * the latest readable one in `outputDir` (an unreadable one is reported
+ * through `warn` and passed over); null for a fresh run.
+ */
+async function findResume(
+  o: ResolvedTrainOptions,
+  warn: (text: string) => void,
+): Promise<{ dir: string; checkpoint: Checkpoint } | null> {
+  const what = o.resumeFromCheckpoint;
+  if (what === false) return null;
+  if (typeof what === "string") {
+    try {
+      return { dir: what, checkpoint: await loadCheckpoint(what) };
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      throw new Error(`${e.message}; resume from an earlier checkpoint-<step> folder, or start afresh`, { cause: e });
+    }
+  }
+  const dirs = await checkpointDirs(o.outputDir);
+  if (dirs.length === 0) throw new Error(`resume: ${o.outputDir} holds no checkpoint-<step> folder to resume from`);
+  let first: CheckpointError | null = null;
+  for (const dir of dirs) {
+    try {
+      return { dir, checkpoint: await loadCheckpoint(dir) };
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      first ??= e;
+      warn(`${e.message}; resuming from an earlier checkpoint, the run writes it again`);
+    }
+  }
+  throw new Error(
+    `resume: no checkpoint in ${o.outputDir} can be read (the latest: ${first!.message}); ` +
+      "start afresh without resuming",
+    { cause: first },
+  );
+}
+
 /** Puts a checkpoint's adapters, moments and step into `lora`; returns its state after checking it fits this run. */
-async function restore(dir: string, backend: Backend, lora: LoraParams, fresh: TrainerState): Promise<TrainerState> {
-  const ck = await loadCheckpoint(dir);
+function restore(
+  dir: string,
+  ck: Checkpoint,
+  backend: Backend,
+  lora: LoraParams,
+  fresh: TrainerState,
+): TrainerState {
   if (ck.state.data_order_sha256 !== fresh.data_order_sha256) {
     throw new Error(
       `cannot resume from ${dir}: its data order differs from this run's (the training data, seed, epochs, ` +
@@ -94,7 +162,8 @@ async function restore(dir: string, backend: Backend, lora: LoraParams, fresh: T
   buffer.set(ck.expAvg, 2 * lora.n);
   buffer.set(ck.expAvgSq, 3 * lora.n);
   backend.write(lora.state.buffer, buffer);
-  lora.state.step = ck.state.global_step;
+  // Skipped steps made no AdamW step, so its bias correction counts only the others.
+  lora.state.step = ck.state.global_step - ck.state.skipped_steps;
   const sameMetric = ck.state.metric_for_best_model === fresh.metric_for_best_model;
   return {
     ...fresh,
@@ -102,7 +171,24 @@ async function restore(dir: string, backend: Backend, lora: LoraParams, fresh: T
     epoch: ck.state.epoch,
     best_metric: sameMetric ? ck.state.best_metric : null,
     best_global_step: sameMetric ? ck.state.best_global_step : null,
+    skipped_steps: ck.state.skipped_steps,
   };
+}
+
+/** The one-line error of step `step` (1-based) whose `r.nonFinite` is set. */
+function nonFiniteError(step: number, r: StepResult, lr: number, lastGood: string | null): Error {
+  const where = lastGood === null ? "no checkpoint was saved before it" : `the last good checkpoint is ${lastGood}`;
+  if (r.nonFinite === "update") {
+    return new Error(
+      `step ${step}: the update at learning rate ${lr} left non-finite LoRA weights, so training stopped and ` +
+        `nothing of this step was saved; lower --learning_rate; ${where}`,
+    );
+  }
+  return new Error(
+    `step ${step}: the ${r.nonFinite === "loss" ? `loss is ${r.loss}` : `gradient norm is ${r.gradNorm}`}, ` +
+      "so training stopped before the update and nothing of this step was saved; lower --learning_rate or " +
+      `check the data, or skip such steps with --skip_nonfinite_steps; ${where}`,
+  );
 }
 
 /** The options as JSON for training_args.json (the tokenizer and console sink are not data). */
@@ -174,21 +260,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     best_metric: null,
     best_global_step: null,
     trainable_parameters: lora.n,
+    skipped_steps: 0,
   };
-  const resumeDir = o.resumeFromCheckpoint === true ? await latestCheckpoint(o.outputDir) : o.resumeFromCheckpoint;
-  if (o.resumeFromCheckpoint === true && resumeDir === null) {
-    throw new Error(`resume: ${o.outputDir} holds no checkpoint-<step> folder to resume from`);
-  }
-  if (typeof resumeDir === "string") state = await restore(resumeDir, backend, lora, state);
-  const resumed = typeof resumeDir === "string";
+  const sink: ProgressSink | null = o.progress === false ? null : o.progress === true ? Deno.stderr : o.progress;
+  const say = (text: string) => {
+    const bytes = new TextEncoder().encode(`${text}\n`);
+    for (let done = 0; sink !== null && done < bytes.length;) done += sink.writeSync(bytes.subarray(done));
+  };
+  await cleanInterruptedWrites(o.outputDir);
+  const resume = await findResume(o, say);
+  if (resume) state = restore(resume.dir, resume.checkpoint, backend, lora, state);
 
   await Deno.mkdir(o.outputDir, { recursive: true });
   await writeFileAtomic(`${o.outputDir}/training_args.json`, argsJson(o, data, source));
   using log = await MetricsLog.open(o.outputDir, {
     tensorboard: o.reportTo === "tensorboard",
-    resumeStep: resumed ? state.global_step : undefined,
+    resumeStep: resume ? state.global_step : undefined,
   });
-  const sink = o.progress === false ? null : o.progress === true ? undefined : o.progress;
   const bar = sink === null ? null : new TrainProgress(plan.length, { sink, startStep: state.global_step });
   if (data.truncated > 0) {
     bar?.message(`${data.truncated} texts were shortened to fit max_seq_length ${o.maxSeqLength}`);
@@ -207,69 +295,91 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
       stopTokens: [...new Set([eosId, ...config.eosTokenIds])],
     };
-  let trainLoss = NaN, lastEval: EvalResult | null = null, tokens = 0, seconds = 0;
+  const lastLogged = log.kept.findLast((r) => r.type === "train")?.loss;
+  let trainLoss = typeof lastLogged === "number" ? lastLogged : NaN;
+  let lastEval: EvalResult | null = null, tokens = 0, seconds = 0;
+  let lastGood = resume?.dir ?? null;
 
-  for (let s = state.global_step; s < plan.length; s++) {
-    const t0 = performance.now();
-    const lr = learningRate(schedule, s);
-    const r = trainStep(model, data.train, plan[s], {
-      adamw: {
-        lr,
-        beta1: o.adamBeta1,
-        beta2: o.adamBeta2,
-        eps: o.adamEpsilon,
-        weightDecay: o.weightDecay,
-        maxGradNorm: o.maxGradNorm,
-      },
-      seed: o.seed,
-      firstMicroBatch: s * o.gradientAccumulationSteps,
-    });
-    const dt = (performance.now() - t0) / 1000;
-    tokens += r.work.tokens;
-    seconds += dt;
-    trainLoss = r.loss;
-    state = { ...state, global_step: s + 1, epoch: epochAfter(plan, s) };
-    const flops = trainingFlops(config, lora.n, r.work);
-    log.train({
-      step: s + 1,
-      epoch: state.epoch,
-      loss: r.loss,
-      learningRate: lr,
-      gradNorm: r.gradNorm,
-      tokens: r.work.tokens,
-      tokensPerSecond: r.work.tokens / dt,
-      mfu: o.peakFlops ? flops / dt / o.peakFlops : null,
-    });
-    bar?.update({ step: s + 1, loss: r.loss, learningRate: lr, tokensPerSecond: tokens / seconds });
-
-    const last = s + 1 === plan.length;
-    const epochEnd = last || plan[s + 1].epoch !== plan[s].epoch;
-    if (data.validation && (last || (o.evalSteps > 0 ? (s + 1) % o.evalSteps === 0 : epochEnd))) {
-      lastEval = evaluate(model, data.validation, o.batchTokens, decoding);
-      log.eval({ step: s + 1, epoch: state.epoch, loss: lastEval.loss, accuracy: lastEval.accuracy });
-      const value = o.metricForBestModel === "eval_loss" ? lastEval.loss : lastEval.accuracy;
-      const better = state.best_metric === null ||
-        (o.metricForBestModel === "eval_loss" ? value < state.best_metric : value > state.best_metric);
-      if (better) {
-        state = { ...state, best_metric: value, best_global_step: s + 1 };
-        await writeDirAtomic(`${o.outputDir}/best`, (tmp) => writePeftAdapter(tmp, lora.toPeft(source)));
-      }
-      bar?.message(
-        `step ${s + 1}: eval loss ${lastEval.loss.toFixed(4)}, accuracy ${lastEval.accuracy.toFixed(4)}` +
-          (better ? ` (best ${o.metricForBestModel} so far)` : ""),
-      );
-    }
-    if (last || (o.saveSteps > 0 ? (s + 1) % o.saveSteps === 0 : epochEnd)) {
-      const moments = lora.state.buffer.toHost();
-      await saveCheckpoint(`${o.outputDir}/checkpoint-${s + 1}`, {
-        adapter: lora.toPeft(source),
-        expAvg: moments.slice(2 * lora.n, 3 * lora.n),
-        expAvgSq: moments.slice(3 * lora.n, 4 * lora.n),
-        state,
+  try {
+    for (let s = state.global_step; s < plan.length; s++) {
+      const t0 = performance.now();
+      const lr = learningRate(schedule, s);
+      const r = trainStep(model, data.train, plan[s], {
+        adamw: {
+          lr,
+          beta1: o.adamBeta1,
+          beta2: o.adamBeta2,
+          eps: o.adamEpsilon,
+          weightDecay: o.weightDecay,
+          maxGradNorm: o.maxGradNorm,
+        },
+        seed: o.seed,
+        firstMicroBatch: s * o.gradientAccumulationSteps,
       });
+      const skipped = r.nonFinite === "loss" || r.nonFinite === "gradient";
+      if (r.nonFinite !== null && !(skipped && o.skipNonfiniteSteps)) throw nonFiniteError(s + 1, r, lr, lastGood);
+      const dt = (performance.now() - t0) / 1000;
+      tokens += r.work.tokens;
+      seconds += dt;
+      if (!skipped) trainLoss = r.loss;
+      state = {
+        ...state,
+        global_step: s + 1,
+        epoch: epochAfter(plan, s),
+        skipped_steps: state.skipped_steps + (skipped ? 1 : 0),
+      };
+      const flops = trainingFlops(config, lora.n, r.work);
+      log.train({
+        step: s + 1,
+        epoch: state.epoch,
+        loss: r.loss,
+        learningRate: lr,
+        gradNorm: r.gradNorm,
+        tokens: r.work.tokens,
+        tokensPerSecond: r.work.tokens / dt,
+        mfu: o.peakFlops ? flops / dt / o.peakFlops : null,
+        skipped,
+      });
+      if (skipped) {
+        bar?.message(
+          `step ${s + 1}: the ${r.nonFinite === "loss" ? `loss is ${r.loss}` : `gradient norm is ${r.gradNorm}`}; ` +
+            `skipped, no update (${state.skipped_steps} skipped so far)`,
+        );
+      }
+      bar?.update({ step: s + 1, loss: r.loss, learningRate: lr, tokensPerSecond: tokens / seconds });
+
+      const last = s + 1 === plan.length;
+      const epochEnd = last || plan[s + 1].epoch !== plan[s].epoch;
+      if (data.validation && (last || (o.evalSteps > 0 ? (s + 1) % o.evalSteps === 0 : epochEnd))) {
+        lastEval = evaluate(model, data.validation, o.batchTokens, decoding);
+        log.eval({ step: s + 1, epoch: state.epoch, loss: lastEval.loss, accuracy: lastEval.accuracy });
+        const value = o.metricForBestModel === "eval_loss" ? lastEval.loss : lastEval.accuracy;
+        const better = state.best_metric === null ||
+          (o.metricForBestModel === "eval_loss" ? value < state.best_metric : value > state.best_metric);
+        if (better) {
+          state = { ...state, best_metric: value, best_global_step: s + 1 };
+          await writeDirAtomic(`${o.outputDir}/best`, (tmp) => writePeftAdapter(tmp, lora.toPeft(source)));
+        }
+        bar?.message(
+          `step ${s + 1}: eval loss ${lastEval.loss.toFixed(4)}, accuracy ${lastEval.accuracy.toFixed(4)}` +
+            (better ? ` (best ${o.metricForBestModel} so far)` : ""),
+        );
+      }
+      if (last || (o.saveSteps > 0 ? (s + 1) % o.saveSteps === 0 : epochEnd)) {
+        const moments = lora.state.buffer.toHost();
+        const dir = `${o.outputDir}/checkpoint-${s + 1}`;
+        await saveCheckpoint(dir, {
+          adapter: lora.toPeft(source),
+          expAvg: moments.slice(2 * lora.n, 3 * lora.n),
+          expAvgSq: moments.slice(3 * lora.n, 4 * lora.n),
+          state,
+        });
+        lastGood = dir;
+      }
     }
+  } finally {
+    bar?.finish();
   }
-  bar?.finish();
   await writePeftAdapter(o.outputDir, lora.toPeft(source));
   await writeFileAtomic(`${o.outputDir}/trainer_state.json`, JSON.stringify(state, null, 2) + "\n");
   return {
