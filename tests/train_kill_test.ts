@@ -65,7 +65,19 @@ const flags = (dir: string, out: string) => [
     "--num_train_epochs",
     "2",
   ],
-  ...["--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0.1", "--learning_rate", "1e-2", "--warmup_steps", "2"],
+  // Rank 16: a checkpoint of ~1 MB, so a save lasts long enough (a few fsyncs of real data) to be killed midway.
+  ...[
+    "--lora_r",
+    "16",
+    "--lora_alpha",
+    "32",
+    "--lora_dropout",
+    "0.1",
+    "--learning_rate",
+    "1e-2",
+    "--warmup_steps",
+    "2",
+  ],
   // One thread: with other test files beside it on two cores, more threads mostly wait on each other.
   ...["--lr_scheduler_type", "cosine", "--seed", "7", "--num_threads", "1"],
 ];
@@ -208,12 +220,12 @@ Deno.test("train kill: SIGKILLed at random steps and mid-save, resumed each time
   // checkpoint folder is left). The first kill comes after step 3, so that every attempt after it resumes
   // and two checkpoints at least are there.
   let kills = 0, midSave = 0;
-  for (let i = 0; i < 10 && (kills < 4 || midSave < 1); i++) {
+  for (let i = 0; i < 14 && (kills < 4 || midSave < 1); i++) {
     // A kill once step k shows lands before checkpoint-k is saved: aim at least two steps past the latest.
     const done = Number((await checkpointDirs(out))[0]?.match(/(\d+)$/)?.[1] ?? 0);
     const kill: Kill = i === 0
       ? { at: "step", step: rng.int(3, total >> 1) }
-      : midSave === 0 && rng.next() < 0.6
+      : midSave === 0 && rng.next() < 0.75
       ? { at: "save" }
       : { at: "step", step: rng.int(Math.min(done + 2, total), total) };
     const r = await attempt([...flags(dir, out), ...(i > 0 ? ["--resume_from_checkpoint"] : [])], out, kill);
