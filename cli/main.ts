@@ -59,12 +59,30 @@ export function program(): Command {
   return root;
 }
 
+/**
+ * The line a failed command prints: the first line of the error's message (a
+ * stack or a cause chain is for debugging, not for users), and for a disk
+ * that is full (or a file size or quota limit) what to do about it.
+ *
+ * @example
+ * ```ts
+ * import { errorLine } from "./main.ts";
+ * errorLine(new Error("cannot write out/results.txt: No space left on device (os error 28)"));
+ * // "lorac: cannot write out/results.txt: No space left on device (os error 28); free disk space or choose ..."
+ * ```
+ */
+export function errorLine(e: unknown): string {
+  const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  // ENOSPC, EFBIG, EDQUOT: the write failed for want of room, not because of lorac's input.
+  const full = /\(os error (28|27|122)\)/.test(message);
+  return `lorac: ${message}${full ? "; free disk space or choose another output folder" : ""}`;
+}
+
 if (import.meta.main) {
   try {
     await program().parseAsync(["deno", "lorac", ...Deno.args]);
   } catch (e) {
-    // One line: the first line of the message (a stack or a cause chain is for debugging, not for users).
-    console.error(`lorac: ${(e as Error).message.split("\n")[0]}`);
+    console.error(errorLine(e));
     Deno.exit(1);
   }
 }

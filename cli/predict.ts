@@ -3,6 +3,7 @@
  * Attaches the adapter in --output_dir to the base model, answers every
  * row of the test CSV, prints the scores as the seed's results.txt and
  * writes results.txt, metrics.json, report.html and the predictions CSV.
+ * A run that fails leaves the results folder as it found it.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { predict, type PredictResult } from "../lib/predict/predict.ts";
 import { resultsText } from "../lib/report/results.ts";
 import { formatDuration } from "../lib/ui/progress.ts";
 import { addFlags, type FlagName, type FlagValues, predictOptionsFrom } from "./options.ts";
+import { checkOutputFolder, undoneOnFailure } from "./output_dir.ts";
 
 const PREDICT_FLAGS: readonly FlagName[] = [
   "base_path",
@@ -82,7 +84,11 @@ export function predictCommand(): Command {
     },
   });
   return cmd.action(async (v: FlagValues) => {
-    const r = await predict(predictOptionsFrom(v));
+    await checkOutputFolder(v.output_dir, "--output_dir");
+    if (v.results_dir) await checkOutputFolder(v.results_dir, "--results_dir");
+    const options = { ...predictOptionsFrom(v), warn: (m: string) => console.error(`lorac: warning: ${m}`) };
+    // The results are written last, several files: a failure among them takes back the ones written.
+    const r = await undoneOnFailure(v.results_dir ?? v.output_dir, () => predict(options));
     console.log(resultsText(r.metrics));
     console.log(summary(r));
   });

@@ -3,8 +3,10 @@
  * the CSVs, fine-tunes LoRA adapters on the frozen 4-bit base and writes
  * them, in PEFT's format, to --output_dir with checkpoints and logs.
  *
- * The data files are read and checked before the model is loaded, so a bad
- * CSV fails in a moment, with one line, and leaves no output behind.
+ * The output folder and the data files are checked before the model is
+ * loaded, so a bad CSV fails in a moment, with one line, and leaves no output
+ * behind; a run that fails later (a bad model file, a full disk) removes what
+ * it wrote, unless it saved a checkpoint to resume from (see output_dir.ts).
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { dataPath } from "../lib/train/options.ts";
 import { train, type TrainOptions, type TrainResult } from "../lib/train/trainer.ts";
 import { formatDuration } from "../lib/ui/progress.ts";
 import { addFlags, type FlagName, type FlagValues, trainOptionsFrom } from "./options.ts";
+import { checkOutputFolder, undoneOnFailure } from "./output_dir.ts";
 
 const TRAIN_FLAGS: readonly FlagName[] = [
   "base_path",
@@ -127,7 +130,13 @@ export function trainCommand(): Command {
   });
   return cmd.action(async (v: FlagValues) => {
     const options = trainOptionsFrom(v);
+    await checkOutputFolder(options.outputDir, "--output_dir");
     await checkTrainingData(options, v.test_file);
-    console.log(summary(await train(options), v));
+    const result = await undoneOnFailure(
+      options.outputDir,
+      () => train(options),
+      (checkpoint) => `${checkpoint} is kept: continue with --resume_from_checkpoint ${checkpoint}`,
+    );
+    console.log(summary(result, v));
   });
 }

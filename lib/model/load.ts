@@ -94,6 +94,11 @@ export interface LoadOptions {
   hub?: ModelOptions;
   /** Called after each tensor is on the device (its host copy dropped); throwing aborts the load. */
   onTensor?: (event: TensorLoadEvent) => void;
+  /**
+   * Called with the config once the checkpoint and the tokenizer are checked, before the first weight is read;
+   * throwing stops the load there (e.g. an adapter that does not fit this model).
+   */
+  checkConfig?: (config: LlamaConfig) => void;
 }
 
 /** Where a loaded model came from. */
@@ -357,12 +362,13 @@ async function loadWeights(
       });
     }
     const weights = LlamaWeights.fromTensors(config, loaded);
+    bar?.finish();
     return { weights, hostPeakBytes, rssPeakBytes, dtypes };
   } catch (e) {
     for (const t of loaded.values()) "packed" in t ? t[Symbol.dispose]() : t.free();
+    // A log gets no summary of a load that failed: the error is the one line to read.
+    if (sink?.isTerminal()) bar?.finish();
     throw e;
-  } finally {
-    bar?.finish();
   }
 }
 
@@ -380,8 +386,8 @@ async function tokenizerFromJson(path: string): Promise<Tokenizer> {
   if (!(await exists(path))) {
     throw new ModelLoadError(
       path,
-      "missing: the model's tokenizer.json is needed to encode text; pass `tokenizer: <path to a tokenizer.json>` " +
-        "to use another one, or `tokenizer: false` to load the weights alone",
+      "missing: the model's tokenizer.json is needed to encode text; put it beside config.json or give another " +
+        "with --tokenizer <file> (`tokenizer: <path>` in the library; `tokenizer: false` loads the weights alone)",
     );
   }
   const config = path.replace(/tokenizer\.json$/, "tokenizer_config.json");
@@ -389,7 +395,12 @@ async function tokenizerFromJson(path: string): Promise<Tokenizer> {
   try {
     return await Tokenizer.fromFile(path, hasConfig ? config : undefined);
   } catch (e) {
-    throw new ModelLoadError(path, `cannot build the tokenizer: ${(e as Error).message}`, { cause: e });
+    throw new ModelLoadError(
+      path,
+      `cannot build the tokenizer (${(e as Error).message}); replace it with the model's own tokenizer.json, ` +
+        "or give another with --tokenizer <file>",
+      { cause: e },
+    );
   }
 }
 
@@ -512,6 +523,8 @@ export async function loadModel(
         "this tokenizer does not belong to this model",
     );
   }
+
+  options.checkConfig?.(config);
 
   const sourceBytes = slots.reduce((n, s) => n + reader.sourceBytes(s.name), 0);
   const { weights, hostPeakBytes, rssPeakBytes, dtypes } = await loadWeights(

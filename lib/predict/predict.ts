@@ -16,19 +16,27 @@
  * @module
  */
 
-import { type DeviceChoice, openBackend } from "../backend/backend.ts";
+import { type Backend, type DeviceChoice, openBackend } from "../backend/backend.ts";
 import { DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_FIELDS, type Example, labelSet, readExamples } from "../data/examples.ts";
 import { pickExemplars } from "../data/few_shot.ts";
 import { checkLabelSet, formatLabels, parseLabelList, splitLabels } from "../data/labels.ts";
 import { type Exemplar, PromptTemplate } from "../data/prompts.ts";
 import { fitText } from "../data/truncate.ts";
-import { type PeftAdapter, readPeftAdapter } from "../formats/peft_adapter.ts";
+import type { LlamaConfig } from "../formats/llama_config.ts";
+import {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  AdapterError,
+  type PeftAdapter,
+  readPeftAdapter,
+} from "../formats/peft_adapter.ts";
 import { classificationMetrics } from "../metrics/classification.ts";
 import { multiLabelMetrics } from "../metrics/multilabel.ts";
 import { defaultModelSource } from "../model/default_model.ts";
 import { LlamaModel } from "../model/llama.ts";
 import { loadModel } from "../model/load.ts";
 import { LoraParams } from "../model/lora_params.ts";
+import { llamaTensorSlots } from "../model/weights.ts";
 import type { Metrics } from "../report/metrics_json.ts";
 import type { OutputPaths } from "../report/outputs.ts";
 import { writeRunOutputs } from "../report/outputs.ts";
@@ -92,6 +100,8 @@ export interface PredictOptions {
   numThreads?: number;
   /** Console output (model loading, the progress bar): true (default) on stderr, false none, or a sink. */
   progress?: boolean | ProgressSink;
+  /** Where a warning goes, one line each (default: stderr as `warning: ...`, none with `progress: false`). */
+  warn?: (message: string) => void;
 }
 
 /** What a prediction run reports. */
@@ -224,10 +234,70 @@ async function readAdapter(dir: string): Promise<PeftAdapter> {
   try {
     return await readPeftAdapter(dir);
   } catch (e) {
-    throw new Error(
-      `no trained adapter in ${dir} (${(e as Error).message}); run \`lorac train --output_dir ${dir}\` first`,
-      { cause: e },
-    );
+    const noConfig = e instanceof AdapterError && e.path.endsWith(ADAPTER_CONFIG) &&
+      e.cause instanceof Deno.errors.NotFound;
+    const why = noConfig ? `it has no ${ADAPTER_CONFIG}` : (e as Error).message;
+    throw new Error(`no trained adapter in ${dir} (${why}); run \`lorac train --output_dir ${dir}\` first`, {
+      cause: e,
+    });
+  }
+}
+
+/**
+ * Whether two model names (folders, .gguf files or Hub ids) likely name the
+ * same model: the same last path segment, a Hub cache snapshot folder
+ * counting as its repository's name. A model moved to another folder, or a
+ * Hub id and a folder named after it, are the same; another model or another
+ * quantization is not.
+ */
+function sameModel(a: string, b: string): boolean {
+  const name = (s: string) => {
+    const path = s.replace(/\/+$/, "");
+    return /models--[^/]+--([^/]+)\/snapshots\/[^/]+$/.exec(path)?.[1] ?? path.split("/").pop();
+  };
+  return name(a) === name(b);
+}
+
+/** What to do about an adapter that does not fit `source`: the base it names, or retraining. */
+function baseHint(adapter: PeftAdapter, source: string): string {
+  const trainedOn = adapter.config.baseModelNameOrPath;
+  return trainedOn !== null && !sameModel(trainedOn, source)
+    ? `it was trained on ${trainedOn}: pass --base_model_name ${trainedOn}`
+    : "pass the base model it was trained on with --base_model_name, or train it again on this one";
+}
+
+/**
+ * Checks, before any weight is loaded, that every adapted module is a
+ * projection of `config`'s model with the adapter's shapes; one line naming
+ * the adapter file, the model and the first module that does not fit.
+ */
+function checkAdapterFits(adapter: PeftAdapter, config: LlamaConfig, file: string, source: string): void {
+  const shapes = new Map(llamaTensorSlots(config).map((s) => [s.name.replace(/\.weight$/, ""), s.shape]));
+  for (const m of adapter.modules) {
+    const shape = shapes.get(m.module);
+    const problem = shape === undefined
+      ? `it adapts ${m.module}, which a Llama of ${config.numLayers} layers does not have`
+      : shape[1] !== m.inFeatures || shape[0] !== m.outFeatures
+      ? `${m.module} is ${m.inFeatures} -> ${m.outFeatures} in the adapter, ${shape[1]} -> ${shape[0]} in the model`
+      : null;
+    if (problem !== null) throw new Error(`${file} does not fit ${source} (${problem}); ${baseHint(adapter, source)}`);
+  }
+}
+
+/** Puts the adapter on the base model; when it does not fit, one line naming the adapter, the base and the way out. */
+function attachAdapter(
+  backend: Backend,
+  adapter: PeftAdapter,
+  file: string,
+  config: LlamaConfig,
+  source: string,
+): LoraParams {
+  try {
+    return LoraParams.fromPeft(backend, config, adapter);
+  } catch (e) {
+    throw new Error(`${file} does not fit ${source} (${(e as Error).message}); ${baseHint(adapter, source)}`, {
+      cause: e,
+    });
   }
 }
 
@@ -263,17 +333,32 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
   using backend = await openBackend(options.device ?? "auto", { numThreads: options.numThreads });
   const source = options.baseModelName ?? trained?.baseModelName ?? adapter?.config.baseModelNameOrPath ??
     await defaultModelSource();
+  const adapterDir = options.outputDir.replace(/\/+$/, "");
+  const adapterFile = `${adapterDir}/${ADAPTER_WEIGHTS}`;
+  const warn = options.warn ?? (options.progress === false ? () => {} : (m: string) => console.error(`warning: ${m}`));
   const given = options.tokenizer ?? trained?.tokenizer;
   const ownTokenizer = typeof given === "object" ? given : null;
   using loaded = await loadModel(source, backend, {
     tokenizer: ownTokenizer ? false : given as string | undefined,
     baseDtype: options.baseDtype ?? trained?.baseDtype ?? "nf4",
     progress: options.progress ?? true,
+    // Before any weight is read: an adapter that does not fit fails at once, and one that names another base warns.
+    checkConfig: (config) => {
+      if (adapter === null) return;
+      checkAdapterFits(adapter, config, adapterFile, source);
+      const trainedOn = adapter.config.baseModelNameOrPath;
+      if (trainedOn !== null && !sameModel(trainedOn, source)) {
+        warn(
+          `${adapterDir}/${ADAPTER_CONFIG} says the adapter was trained on ${trainedOn}, this run uses ${source}: ` +
+            `unless they are the same model, pass --base_model_name ${trainedOn}`,
+        );
+      }
+    },
   });
   const tokenizer = (ownTokenizer ?? loaded.tokenizer) as Tokenizer;
   const eosId = tokenizer.eosId ?? loaded.config.eosTokenIds[0];
   if (eosId === undefined) throw new Error(`${source}: neither the tokenizer nor config.json names an EOS token`);
-  using lora = adapter ? LoraParams.fromPeft(backend, loaded.config, adapter) : null;
+  using lora = adapter ? attachAdapter(backend, adapter, adapterFile, loaded.config, source) : null;
   using model = new LlamaModel(backend, loaded.config, loaded.weights, { lora });
 
   // Prompts, with texts cut so that prompt and answer fit max_seq_length as in training. The longest answer is a
