@@ -358,6 +358,13 @@ const ROWS: Row[] = [
     setup: (dir) => Promise.resolve({ flags: { "--base_model_name": [`${dir}/no-such-model`] } }),
     says: (dir) => [`${dir}/no-such-model is not a folder, a file or a Hub id`, "pass a model folder, a .gguf file"],
   },
+  {
+    kind: "unknown base model path that reads as a Hub id (offline)",
+    command: "train",
+    setup: () => Promise.resolve({ flags: { "--base_model_name": ["models/no-such-llama"] } }),
+    says:
+      () => ["HF_HUB_OFFLINE is set and models/no-such-llama", "there is no local folder models/no-such-llama either"],
+  },
   modelRow(
     "config.json of another architecture (gpt2)",
     async (m) => {

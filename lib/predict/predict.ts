@@ -13,6 +13,12 @@
  * defaults. The test CSV is read and checked before the model is loaded, so
  * a bad file fails at once and writes nothing.
  *
+ * The adapter is checked against the base model before any weight is read:
+ * modules whose shapes do not fit are an error naming the adapter, the model
+ * and the base the adapter was trained on. An adapter_config.json that names
+ * another base whose shapes do fit only warns, in one line, and the run goes
+ * on: the same model often sits in another folder or under a Hub id.
+ *
  * @module
  */
 
