@@ -25,6 +25,7 @@
 
 import { columnIndex, type CsvTable, readCsv } from "./csv.ts";
 import { DataError } from "./errors.ts";
+import { describe } from "../util/describe.ts";
 import { checkLabelSet, labelsFromGold, parseLabelList, splitLabels } from "./labels.ts";
 
 /** The seed's default `--text_fields`. */
@@ -168,7 +169,7 @@ export function checkGold(
     const unknown = parts.find((p) => !known.has(p));
     if (unknown !== undefined) {
       throw new DataError(
-        `label ${JSON.stringify(unknown)} is not one of ${labels.join(", ")}; fix the row or add it to --labels`,
+        `label ${describe(unknown)} is not one of ${labels.join(", ")}; fix the row or add it to --labels`,
         { file, line },
       );
     }
