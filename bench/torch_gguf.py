@@ -1,0 +1,37 @@
+"""Shared by the PyTorch sides of the benchmarks: the model from the GGUF that
+lorac loads (transformers dequantizes it to fp32), the process's peak RSS,
+and the JSON line that says a side could not run.
+"""
+
+import json
+import os
+import resource
+import sys
+
+
+def skip(reason):
+    """Prints {"skipped": reason} as the side's one JSON line and exits 0."""
+    print(json.dumps({"skipped": reason}))
+    sys.exit(0)
+
+
+def load_gguf_llama(gguf, torch):
+    """A fp32 LlamaForCausalLM from a GGUF file, through transformers' GGUF loading."""
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM.from_pretrained(
+        os.path.dirname(gguf), gguf_file=os.path.basename(gguf), torch_dtype=torch.float32
+    )
+
+
+def load_gguf_tokenizer(gguf):
+    """The transformers tokenizer that the GGUF's metadata describes."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(os.path.dirname(gguf), gguf_file=os.path.basename(gguf))
+
+
+def maxrss_bytes():
+    """This process's peak resident set so far, in bytes."""
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
