@@ -16,7 +16,9 @@
  */
 
 import { type InfoRecord, parse } from "csv-parse/sync";
+import { Buffer } from "node:buffer";
 import { DataError } from "./errors.ts";
+import { describe, oneLine } from "../util/describe.ts";
 
 /** One data record of a CSV file. */
 export interface CsvRow {
@@ -92,7 +94,7 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
   } catch {
     const at = firstInvalidUtf8(bytes);
     let line = 1;
-    for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
+    for (let i = 0; i < at; i++) if (bytes[i] === 0x0a || (bytes[i] === 0x0d && bytes[i + 1] !== 0x0a)) line++;
     const hex = bytes[at].toString(16).padStart(2, "0");
     throw new DataError(
       `byte ${at} (0x${hex}) is not UTF-8; re-save the file as UTF-8 (e.g. \`iconv -f latin1 -t utf-8\`)`,
@@ -101,15 +103,20 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
   }
 }
 
-/** Maps a character offset to its 1-based line by binary search over the offsets of the newlines. */
-function lineFinder(text: string): (offset: number) => number {
-  const newlines: number[] = [];
-  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) newlines.push(i);
+/**
+ * Maps a byte offset to its 1-based line by binary search over the line
+ * breaks: LF, CRLF, or a lone CR (old Mac files; a record ends at each of them).
+ */
+function lineFinder(bytes: Uint8Array): (offset: number) => number {
+  const breaks: number[] = [];
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0x0a || (bytes[i] === 0x0d && bytes[i + 1] !== 0x0a)) breaks.push(i);
+  }
   return (offset) => {
-    let lo = 0, hi = newlines.length;
+    let lo = 0, hi = breaks.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (newlines[mid] < offset) lo = mid + 1;
+      if (breaks[mid] < offset) lo = mid + 1;
       else hi = mid;
     }
     return lo + 1;
@@ -136,7 +143,7 @@ function explainParseError(err: CsvParseError, columns: number): string {
     case "CSV_RECORD_INCONSISTENT_FIELDS_LENGTH":
       return `${err.record?.length ?? "more"} fields but the header has ${columns}; quote fields that contain commas`;
     default:
-      return `cannot parse the CSV: ${err.message.split("\n")[0]}`;
+      return `cannot parse the CSV: ${oneLine(err.message)}`;
   }
 }
 
@@ -159,18 +166,22 @@ export function parseCsv(text: string, file: string): CsvTable {
       file,
     });
   }
-  const lineAt = lineFinder(text);
-  // Where each record ends (after its line break); a record starts at the first character after the previous
+  // csv-parse reports where records end in bytes of UTF-8, so lines are counted over the same bytes.
+  const bytes = Buffer.from(text, "utf8");
+  const lineAt = lineFinder(bytes);
+  // Where each record ends (after its line break); a record starts at the first byte after the previous
   // end that is not a line break (blank lines are skipped), and a parse error belongs to the record after the last.
   const ends: number[] = [];
   let headerLength = 0;
   const startAfter = (end: number) => {
-    while (end < text.length && (text[end] === "\n" || text[end] === "\r")) end++;
+    while (end < bytes.length && (bytes[end] === 0x0a || bytes[end] === 0x0d)) end++;
     return end;
   };
   let records: string[][];
   try {
-    records = parse(text, {
+    records = parse(bytes, {
+      // Every line end pandas accepts, in any mix: a lone CR must not become part of a field.
+      record_delimiter: ["\r\n", "\n", "\r"],
       skip_empty_lines: true,
       relax_column_count_less: true,
       on_record: (record: string[], context: InfoRecord) => {
@@ -185,13 +196,16 @@ export function parseCsv(text: string, file: string): CsvTable {
       cause: e,
     });
   }
+  if (records.length === 0) {
+    throw new DataError("the file holds no records; a CSV needs a header line and rows", { file });
+  }
   const columns = records[0];
   const seen = new Map<string, number>();
   columns.forEach((name, i) => {
     const first = seen.get(name);
     if (first !== undefined) {
       throw new DataError(
-        `column ${JSON.stringify(name)} appears twice in the header (columns ${first + 1} and ${i + 1}); rename one`,
+        `column ${describe(name)} appears twice in the header (columns ${first + 1} and ${i + 1}); rename one`,
         { file, line: lineAt(startAfter(0)) },
       );
     }
@@ -241,8 +255,9 @@ export async function readCsv(path: string): Promise<CsvTable> {
 export function columnIndex(table: CsvTable, name: string, option: string): number {
   const i = table.columns.indexOf(name);
   if (i < 0) {
-    const have = table.columns.map((c) => JSON.stringify(c)).join(", ");
-    throw new DataError(`no column ${JSON.stringify(name)} (${option}); the header has ${have}`, { file: table.file });
+    const shown = table.columns.slice(0, 12).map((c) => describe(c, 40)).join(", ");
+    const have = table.columns.length > 12 ? `${shown} and ${table.columns.length - 12} more` : shown;
+    throw new DataError(`no column ${describe(name)} (${option}); the header has ${have}`, { file: table.file });
   }
   return i;
 }

@@ -13,9 +13,10 @@
  * @module
  */
 
-import { dequantize, GGML_TYPES, ggmlByteSize, type GgmlTypeInfo } from "./gguf_quants.ts";
-import { type LlamaConfig, LlamaConfigError, type RopeScaling } from "./llama_config.ts";
-import { readAt } from "../util/read_at.ts";
+import { DEQUANTIZABLE, dequantize, GGML_TYPES, ggmlByteSize, type GgmlTypeInfo } from "./gguf_quants.ts";
+import { type LlamaConfig, LlamaConfigError, MAX_CONFIG_SIZE, MAX_HEAD_DIM, type RopeScaling } from "./llama_config.ts";
+import { type ByteSource, bytesSource, openFileSource } from "../util/read_at.ts";
+import { describe, oneLine } from "../util/describe.ts";
 
 /** A metadata array: numeric arrays as typed arrays, others as plain arrays. */
 export type GgufArray =
@@ -100,6 +101,10 @@ const NUMERIC: Record<number, { size: number; array: new (b: ArrayBuffer) => Ggu
 
 const MAX_DIMS = 4;
 const DEFAULT_ALIGNMENT = 32;
+// Real files nest arrays one level at most; a deeper nest is corruption (and would exhaust the stack).
+const MAX_ARRAY_DEPTH = 8;
+// Alignments are u32 powers of two in llama.cpp; larger ones would put the data past any real file.
+const MAX_ALIGNMENT = 2 ** 30;
 
 /** Thrown by the cursor when the header continues past the bytes read so far. */
 class NeedMore extends Error {}
@@ -116,7 +121,7 @@ class Cursor {
   need(n: number, what: string): void {
     if (this.pos + n <= this.bytes.length) return;
     if (this.pos + n > this.fileSize) {
-      this.fail(`${what} at byte ${this.pos} runs past the end of the file: truncated?`);
+      this.fail(`${what} at byte ${this.pos} runs past the end of the file: truncated? re-download it`);
     }
     throw new NeedMore();
   }
@@ -133,7 +138,9 @@ class Cursor {
     this.need(8, what);
     const v = this.view.getBigUint64(this.pos, true);
     this.pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} ${v} is impossibly large: corrupted file`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+      this.fail(`${what} ${v} is impossibly large: corrupted file; re-download or re-convert it`);
+    }
     return Number(v);
   }
 
@@ -188,8 +195,9 @@ class Cursor {
     }
   }
 
-  value(type: number, what: string): GgufValue {
+  value(type: number, what: string, depth = 0): GgufValue {
     if (type !== VT.ARRAY) return this.scalar(type, what);
+    if (depth >= MAX_ARRAY_DEPTH) this.fail(`${what} nests arrays more than ${MAX_ARRAY_DEPTH} deep: corrupted file`);
     const elem = this.u32(`${what} element type`);
     const n = this.count(`${what} length`);
     const numeric = NUMERIC[elem];
@@ -206,7 +214,7 @@ class Cursor {
     // Each element takes at least one byte: a larger count is corruption, not a big array.
     if (n > this.fileSize - this.pos) this.fail(`${what} claims ${n} elements, more than the file holds`);
     const out: GgufValue[] = [];
-    for (let i = 0; i < n; i++) out.push(this.value(elem, what));
+    for (let i = 0; i < n; i++) out.push(this.value(elem, what, depth + 1));
     return out as GgufArray;
   }
 }
@@ -245,7 +253,9 @@ export function parseGgufHeader(path: string, bytes: Uint8Array, fileSize: numbe
   try {
     c.need(4, "the magic");
     const magic = new TextDecoder().decode(bytes.subarray(0, 4));
-    if (magic !== "GGUF") fail(`starts with ${JSON.stringify(magic)}, not "GGUF": not a GGUF file`);
+    if (magic !== "GGUF") {
+      fail(`starts with ${describe(magic)}, not "GGUF": not a GGUF file; download or convert the model again`);
+    }
     c.pos = 4;
     const version = c.u32("the version");
     if (version === 1) {
@@ -261,15 +271,15 @@ export function parseGgufHeader(path: string, bytes: Uint8Array, fileSize: numbe
     const metadata = new Map<string, GgufValue>();
     for (let i = 0; i < nKv; i++) {
       const key = c.string(`metadata key #${i}`);
-      if (metadata.has(key)) fail(`metadata key "${key}" appears twice`);
-      const type = c.u32(`metadata "${key}" type`);
-      metadata.set(key, c.value(type, `metadata "${key}"`));
+      if (metadata.has(key)) fail(`metadata key ${describe(key)} appears twice`);
+      const type = c.u32(`metadata ${describe(key)} type`);
+      metadata.set(key, c.value(type, `metadata ${describe(key)}`));
     }
     let alignment = DEFAULT_ALIGNMENT;
     if (metadata.has("general.alignment")) {
       const a = metadata.get("general.alignment");
-      if (typeof a !== "number" || a <= 0 || (a & (a - 1)) !== 0) {
-        fail(`general.alignment must be a positive power of two, got ${String(a)}`);
+      if (typeof a !== "number" || !Number.isInteger(a) || a < 1 || a > MAX_ALIGNMENT || (a & (a - 1)) !== 0) {
+        fail(`general.alignment must be a positive power of two, got ${describe(a)} (at most 2^30 allowed)`);
       }
       alignment = a as number;
     }
@@ -277,32 +287,33 @@ export function parseGgufHeader(path: string, bytes: Uint8Array, fileSize: numbe
     const raw: { name: string; dims: number[]; type: GgmlTypeInfo; rel: number }[] = [];
     for (let i = 0; i < nTensors; i++) {
       const name = c.string(`tensor #${i} name`);
-      const nDims = c.u32(`tensor "${name}" n_dims`);
-      if (nDims < 1 || nDims > MAX_DIMS) fail(`tensor "${name}" has ${nDims} dimensions (1 to ${MAX_DIMS} allowed)`);
+      const tensor = `tensor ${describe(name)}`;
+      const nDims = c.u32(`${tensor} n_dims`);
+      if (nDims < 1 || nDims > MAX_DIMS) fail(`${tensor} has ${nDims} dimensions (1 to ${MAX_DIMS} allowed)`);
       const dims: number[] = [];
-      for (let d = 0; d < nDims; d++) dims.push(c.count(`tensor "${name}" dimension ${d}`));
-      const typeId = c.u32(`tensor "${name}" type`);
+      for (let d = 0; d < nDims; d++) dims.push(c.count(`${tensor} dimension ${d}`));
+      const typeId = c.u32(`${tensor} type`);
       const type = GGML_TYPES.get(typeId);
-      if (!type) return fail(`tensor "${name}" has unknown ggml type ${typeId}`);
-      const rel = c.count(`tensor "${name}" offset`);
+      if (!type) return fail(`${tensor} has unknown ggml type ${typeId}: re-convert the model with llama.cpp`);
+      const rel = c.count(`${tensor} offset`);
       raw.push({ name, dims, type, rel });
     }
     const dataOffset = Math.ceil(c.pos / alignment) * alignment;
     const tensors = new Map<string, GgufTensorInfo>();
     for (const { name, dims, type, rel } of raw) {
-      if (tensors.has(name)) fail(`tensor "${name}" appears twice`);
+      const tensor = `tensor ${describe(name)}`;
+      if (tensors.has(name)) fail(`${tensor} appears twice`);
       const numel = dims.reduce((a, b) => a * b, 1);
-      if (!Number.isSafeInteger(numel)) fail(`tensor "${name}" dims [${dims}] are impossibly large`);
+      if (!Number.isSafeInteger(numel)) fail(`${tensor} dims [${dims}] are impossibly large: corrupted file`);
       if (dims[0] % type.blockSize !== 0) {
-        fail(
-          `tensor "${name}": row length ${dims[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`,
-        );
+        fail(`${tensor}: row length ${dims[0]} is not a multiple of the ${type.name} block size ${type.blockSize}`);
       }
-      if (rel % alignment !== 0) fail(`tensor "${name}" offset ${rel} is not a multiple of the alignment ${alignment}`);
+      if (rel % alignment !== 0) fail(`${tensor} offset ${rel} is not a multiple of the alignment ${alignment}`);
       const byteLength = ggmlByteSize(type, numel);
       if (dataOffset + rel + byteLength > fileSize) {
         fail(
-          `tensor "${name}" (bytes ${rel}..${rel + byteLength} of the data) runs past the end of the file: truncated?`,
+          `${tensor} (bytes ${rel}..${rel + byteLength} of the data) runs past the end of the file: ` +
+            "truncated? re-download it",
         );
       }
       tensors.set(name, {
@@ -319,7 +330,7 @@ export function parseGgufHeader(path: string, bytes: Uint8Array, fileSize: numbe
     for (let i = 1; i < sorted.length; i++) {
       const prev = sorted[i - 1];
       if (sorted[i].offset < prev.offset + prev.byteLength) {
-        fail(`tensors "${prev.name}" and "${sorted[i].name}" overlap`);
+        fail(`tensors ${describe(prev.name)} and ${describe(sorted[i].name)} overlap: corrupted file`);
       }
     }
     return { version, metadata, tensors, alignment, dataOffset };
@@ -353,13 +364,11 @@ export class GgufFile implements Disposable {
   readonly alignment: number;
   /** Absolute offset of the data section. */
   readonly dataOffset: number;
-  #file: Deno.FsFile | null;
-  // seek + read are two steps: reads run one at a time.
-  #queue: Promise<unknown> = Promise.resolve();
+  #source: ByteSource | null;
 
-  private constructor(path: string, file: Deno.FsFile, h: GgufHeader) {
+  private constructor(path: string, source: ByteSource, h: GgufHeader) {
     this.path = path;
-    this.#file = file;
+    this.#source = source;
     this.version = h.version;
     this.metadata = h.metadata;
     this.tensors = h.tensors;
@@ -369,64 +378,82 @@ export class GgufFile implements Disposable {
 
   /** Opens `path` and parses its header (reading only as much of the file as the header takes). */
   static async open(path: string): Promise<GgufFile> {
-    let file: Deno.FsFile;
+    let source: ByteSource;
     try {
-      file = await Deno.open(path, { read: true });
+      source = await openFileSource(path);
     } catch (e) {
-      throw new GgufError(path, `cannot open: ${(e as Error).message}`, { cause: e });
+      throw new GgufError(path, `cannot open: ${oneLine((e as Error).message)}`, { cause: e });
     }
     try {
-      const size = (await file.stat()).size;
-      // Metadata (the tokenizer mostly) is a few MB: read 4 MiB, then double until the header fits.
-      for (let n = Math.min(size, 1 << 22);; n = Math.min(size, n * 2)) {
-        const bytes = new Uint8Array(n);
-        await readAt(file, 0, bytes);
-        const header = parseGgufHeader(path, bytes, size);
-        if (header) return new GgufFile(path, file, header);
-      }
+      return await GgufFile.#read(path, source);
     } catch (e) {
-      file.close();
+      source.close();
       throw e;
+    }
+  }
+
+  /**
+   * Reads a GGUF file already in memory (`path` names it in errors).
+   *
+   * @example
+   * ```ts ignore
+   * import { GgufFile } from "./gguf.ts";
+   * using f = await GgufFile.fromBytes("model.gguf", await Deno.readFile("model.gguf"));
+   * f.metadata.get("general.architecture"); // "llama"
+   * ```
+   */
+  static async fromBytes(path: string, bytes: Uint8Array): Promise<GgufFile> {
+    return await GgufFile.#read(path, bytesSource(bytes));
+  }
+
+  static async #read(path: string, source: ByteSource): Promise<GgufFile> {
+    const size = source.size;
+    // Metadata (the tokenizer mostly) is a few MB: read 4 MiB, then double until the header fits.
+    for (let n = Math.min(size, 1 << 22);; n = Math.min(size, n * 2)) {
+      const bytes = new Uint8Array(n);
+      if (await source.readAt(0, bytes) !== n) {
+        throw new GgufError(path, "the file ended while reading its header (changed on disk?)");
+      }
+      const header = parseGgufHeader(path, bytes, size);
+      if (header) return new GgufFile(path, source, header);
     }
   }
 
   /** Tensor `name`'s info; throws naming the file when it has none. */
   info(name: string): GgufTensorInfo {
     const t = this.tensors.get(name);
-    if (!t) throw new GgufError(this.path, `no tensor named "${name}" (the file has ${this.tensors.size})`);
+    if (!t) throw new GgufError(this.path, `no tensor named ${describe(name)} (the file has ${this.tensors.size})`);
     return t;
   }
 
   /** The raw (quantized) bytes of tensor `name`. */
   async readBytes(name: string): Promise<Uint8Array> {
     const t = this.info(name);
-    const run = this.#queue.then(async () => {
-      if (this.#file === null) throw new GgufError(this.path, "read after close");
-      const out = new Uint8Array(t.byteLength);
-      if (await readAt(this.#file, t.offset, out) !== out.length) {
-        throw new GgufError(this.path, `tensor "${name}": file ended early (changed on disk?)`);
-      }
-      return out;
-    });
-    this.#queue = run.catch(() => {});
-    return await run;
+    if (this.#source === null) throw new GgufError(this.path, "read after close");
+    const out = new Uint8Array(t.byteLength);
+    if (await this.#source.readAt(t.offset, out) !== out.length) {
+      throw new GgufError(this.path, `tensor ${describe(name)}: file ended early (changed on disk?)`);
+    }
+    return out;
   }
 
   /** Tensor `name` dequantized to float32, in ggml order (rows of dims[0] elements). */
   async readFloat32(name: string): Promise<Float32Array> {
     const t = this.info(name);
-    const bytes = await this.readBytes(name);
-    try {
-      return dequantize(t.type, bytes, new Float32Array(t.numel), t.numel);
-    } catch (e) {
-      throw new GgufError(this.path, `tensor "${name}": ${(e as Error).message}`, { cause: e });
+    if (!DEQUANTIZABLE.includes(t.type.name)) {
+      throw new GgufError(
+        this.path,
+        `tensor ${describe(name)} is ${t.type.name}, which lorac cannot dequantize (it reads ` +
+          `${DEQUANTIZABLE.join(", ")}); re-quantize the GGUF to one of those (e.g. Q4_K_M) or use the HF model`,
+      );
     }
+    return dequantize(t.type, await this.readBytes(name), new Float32Array(t.numel), t.numel);
   }
 
   /** Closes the file; later reads throw. */
   close(): void {
-    this.#file?.close();
-    this.#file = null;
+    this.#source?.close();
+    this.#source = null;
   }
 
   /** Same as close(). */
@@ -504,21 +531,49 @@ export function unpermuteQK(src: Float32Array, nHeads: number, rowLength: number
   return out;
 }
 
-function num(f: GgufFile, key: string, fallback?: number): number {
+/** The metadata key `key` (or `fallback` when absent) as a positive integer; throws LlamaConfigError naming it. */
+function count(f: GgufFile, key: string, fallback?: number): number {
   const v = f.metadata.get(key) ?? fallback;
-  if (typeof v !== "number") {
+  if (v === undefined) {
+    throw new LlamaConfigError(f.path, `metadata ${key} is missing: re-convert the model with a current llama.cpp`);
+  }
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
+    throw new LlamaConfigError(f.path, `metadata ${key} must be a positive integer, got ${describe(v)}`);
+  }
+  if (v > MAX_CONFIG_SIZE) {
+    throw new LlamaConfigError(f.path, `metadata ${key} is ${v}, more than lorac's limit of 2^31-1: corrupted file?`);
+  }
+  return v;
+}
+
+/** The metadata key `key` (or `fallback`) as a positive finite number. */
+function positive(f: GgufFile, key: string, fallback?: number): number {
+  const v = f.metadata.get(key) ?? fallback;
+  if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
     throw new LlamaConfigError(
       f.path,
-      v === undefined ? `metadata "${key}" is missing` : `metadata "${key}" is not a number`,
+      v === undefined ? `metadata ${key} is missing` : `metadata ${key} must be a positive number, got ${describe(v)}`,
     );
+  }
+  return v;
+}
+
+/** The metadata key `key` as a token id, or null when absent. */
+function tokenId(f: GgufFile, key: string): number | null {
+  const v = f.metadata.get(key);
+  if (v === undefined) return null;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new LlamaConfigError(f.path, `metadata ${key} must be a token id, got ${describe(v)}`);
   }
   return v;
 }
 
 /**
  * A LlamaConfig from a GGUF's `llama.*` metadata; refuses any other
- * general.architecture. A `rope_freqs.weight` tensor (llama.cpp's form of the
- * llama3 RoPE scaling) becomes `frequency_factors` scaling.
+ * general.architecture, and sizes that are not positive integers or do not
+ * fit together (heads that do not divide, an odd head size). A
+ * `rope_freqs.weight` tensor (llama.cpp's form of the llama3 RoPE scaling)
+ * becomes `frequency_factors` scaling.
  *
  * @example
  * ```ts ignore
@@ -528,53 +583,70 @@ function num(f: GgufFile, key: string, fallback?: number): number {
  * ```
  */
 export async function ggufLlamaConfig(f: GgufFile): Promise<LlamaConfig> {
+  const fail = (problem: string): never => {
+    throw new LlamaConfigError(f.path, problem);
+  };
   const arch = f.metadata.get("general.architecture");
-  if (arch !== "llama") {
-    throw new LlamaConfigError(
-      f.path,
-      `general.architecture is ${JSON.stringify(arch)}; lorac reads Llama-family GGUFs ("llama")`,
+  if (arch !== "llama") fail(`general.architecture is ${describe(arch)}; lorac reads Llama-family GGUFs ("llama")`);
+  const hiddenSize = count(f, "llama.embedding_length");
+  const numHeads = count(f, "llama.attention.head_count");
+  const numKvHeads = count(f, "llama.attention.head_count_kv", numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    fail(
+      `llama.attention.head_count ${numHeads} is not a multiple of llama.attention.head_count_kv ${numKvHeads}`,
     );
   }
-  const hiddenSize = num(f, "llama.embedding_length");
-  const numHeads = num(f, "llama.attention.head_count");
-  const headDim = num(f, "llama.attention.key_length", num(f, "llama.rope.dimension_count", hiddenSize / numHeads));
+  const headDimKey = ["llama.attention.key_length", "llama.rope.dimension_count"].find((k) => f.metadata.has(k));
+  if (headDimKey === undefined && hiddenSize % numHeads !== 0) {
+    fail(
+      `llama.embedding_length ${hiddenSize} is not divisible by llama.attention.head_count ${numHeads} ` +
+        "and llama.attention.key_length is not given",
+    );
+  }
+  const headDim = headDimKey === undefined ? hiddenSize / numHeads : count(f, headDimKey);
+  if (headDim % 2 !== 0) fail(`the head size ${headDim} is odd: RoPE rotates pairs of dimensions`);
+  if (headDim > MAX_HEAD_DIM) fail(`the head size ${headDim} is wider than ${MAX_HEAD_DIM}: corrupted file?`);
   const embd = f.tensors.get("token_embd.weight");
   const tokens = f.metadata.get("tokenizer.ggml.tokens");
-  const vocabSize = num(f, "llama.vocab_size", embd?.shape[0] ?? (Array.isArray(tokens) ? tokens.length : undefined));
+  const vocabSize = count(
+    f,
+    "llama.vocab_size",
+    embd?.shape[0] ?? (Array.isArray(tokens) ? tokens.length : undefined),
+  );
   let ropeScaling: RopeScaling = { type: "none" };
   const scaling = f.metadata.get("llama.rope.scaling.type");
-  if (f.tensors.has("rope_freqs.weight")) {
-    ropeScaling = { type: "frequency_factors", factors: await f.readFloat32("rope_freqs.weight") };
+  const freqs = f.tensors.get("rope_freqs.weight");
+  if (freqs) {
+    if (freqs.numel !== headDim / 2) {
+      fail(`tensor rope_freqs.weight has ${freqs.numel} values; the head size ${headDim} needs ${headDim / 2}`);
+    }
+    const factors = await f.readFloat32("rope_freqs.weight");
+    const bad = factors.findIndex((x) => !(x > 0 && x < Infinity));
+    if (bad >= 0) fail(`tensor rope_freqs.weight holds ${factors[bad]} at ${bad}: RoPE frequency factors are positive`);
+    ropeScaling = { type: "frequency_factors", factors };
   } else if (scaling === "linear") {
-    ropeScaling = { type: "linear", factor: num(f, "llama.rope.scaling.factor") };
+    ropeScaling = { type: "linear", factor: positive(f, "llama.rope.scaling.factor") };
   } else if (scaling !== undefined && scaling !== "none") {
-    throw new LlamaConfigError(
-      f.path,
-      `llama.rope.scaling.type ${JSON.stringify(scaling)} is not supported (none, linear)`,
-    );
+    fail(`llama.rope.scaling.type ${describe(scaling)} is not supported (none, linear)`);
   }
-  const id = (key: string): number | null => {
-    const v = f.metadata.get(key);
-    return typeof v === "number" ? v : null;
-  };
-  const eos = id("tokenizer.ggml.eos_token_id");
+  const eos = tokenId(f, "tokenizer.ggml.eos_token_id");
   return {
     architecture: "LlamaForCausalLM",
     hiddenSize,
-    numLayers: num(f, "llama.block_count"),
+    numLayers: count(f, "llama.block_count"),
     numHeads,
-    numKvHeads: num(f, "llama.attention.head_count_kv", numHeads),
+    numKvHeads,
     headDim,
-    intermediateSize: num(f, "llama.feed_forward_length"),
+    intermediateSize: count(f, "llama.feed_forward_length"),
     vocabSize,
-    rmsNormEps: num(f, "llama.attention.layer_norm_rms_epsilon"),
-    ropeTheta: num(f, "llama.rope.freq_base", 10000),
+    rmsNormEps: positive(f, "llama.attention.layer_norm_rms_epsilon"),
+    ropeTheta: positive(f, "llama.rope.freq_base", 10000),
     ropeScaling,
     tieWordEmbeddings: !f.tensors.has("output.weight"),
-    bosTokenId: id("tokenizer.ggml.bos_token_id"),
+    bosTokenId: tokenId(f, "tokenizer.ggml.bos_token_id"),
     eosTokenIds: eos === null ? [] : [eos],
-    padTokenId: id("tokenizer.ggml.padding_token_id"),
-    maxPositionEmbeddings: num(f, "llama.context_length", 2048),
+    padTokenId: tokenId(f, "tokenizer.ggml.padding_token_id"),
+    maxPositionEmbeddings: count(f, "llama.context_length", 2048),
   };
 }
 
@@ -606,26 +678,41 @@ export class GgufLlamaWeights implements Disposable {
   static async open(path: string): Promise<GgufLlamaWeights> {
     const file = await GgufFile.open(path);
     try {
-      const config = await ggufLlamaConfig(file);
-      const names = new Map<string, GgufTensorInfo>();
-      const unknown: string[] = [];
-      for (const t of file.tensors.values()) {
-        const hf = hfLlamaName(t.name);
-        if (hf !== null) names.set(hf, t);
-        else if (t.name !== "rope_freqs.weight") unknown.push(t.name);
-      }
-      if (unknown.length > 0) {
-        throw new GgufError(
-          path,
-          `tensors with no Llama counterpart: ${unknown.slice(0, 5).join(", ")}` +
-            `${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ""}; is this really a Llama model?`,
-        );
-      }
-      return new GgufLlamaWeights(file, config, names);
+      return await GgufLlamaWeights.fromFile(file);
     } catch (e) {
       file.close();
       throw e;
     }
+  }
+
+  /**
+   * The Llama view of an open GGUF (which it then owns and closes); throws
+   * LlamaConfigError for a bad config, GgufError for tensors that are not Llama's.
+   *
+   * @example
+   * ```ts ignore
+   * import { GgufFile, GgufLlamaWeights } from "./gguf.ts";
+   * using w = await GgufLlamaWeights.fromFile(await GgufFile.fromBytes("m.gguf", await Deno.readFile("m.gguf")));
+   * w.config.numLayers;
+   * ```
+   */
+  static async fromFile(file: GgufFile): Promise<GgufLlamaWeights> {
+    const config = await ggufLlamaConfig(file);
+    const names = new Map<string, GgufTensorInfo>();
+    const unknown: string[] = [];
+    for (const t of file.tensors.values()) {
+      const hf = hfLlamaName(t.name);
+      if (hf !== null) names.set(hf, t);
+      else if (t.name !== "rope_freqs.weight") unknown.push(t.name);
+    }
+    if (unknown.length > 0) {
+      throw new GgufError(
+        file.path,
+        `tensors with no Llama counterpart: ${unknown.slice(0, 5).map((n) => oneLine(n, 60)).join(", ")}` +
+          `${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ""}; is this really a Llama model?`,
+      );
+    }
+    return new GgufLlamaWeights(file, config, names);
   }
 
   /** HF tensor names, in file order. */
@@ -641,17 +728,29 @@ export class GgufLlamaWeights implements Disposable {
   /** The GGUF tensor behind HF name `name`. */
   info(name: string): GgufTensorInfo {
     const t = this.#names.get(name);
-    if (!t) throw new GgufError(this.file.path, `no tensor maps to "${name}"`);
+    if (!t) throw new GgufError(this.file.path, `no tensor maps to ${describe(name)}`);
     return t;
   }
 
   /** HF tensor `name` as float32 in HF layout (shape = info(name).shape). */
   async readFloat32(name: string): Promise<Float32Array> {
     const t = this.info(name);
+    const heads = name.endsWith("self_attn.q_proj.weight")
+      ? this.config.numHeads
+      : name.endsWith("self_attn.k_proj.weight")
+      ? this.config.numKvHeads
+      : 0;
+    // Q and K rows are stored permuted per head: they must split into heads of an even size.
+    const rows = t.dims.slice(1).reduce((a, b) => a * b, 1);
+    if (heads > 0 && (rows % heads !== 0 || (rows / heads) % 2 !== 0)) {
+      throw new GgufError(
+        this.file.path,
+        `tensor ${describe(t.name)} has ${rows} rows, which do not split into ${heads} heads of an even size: ` +
+          "the tensor does not match the llama.attention.* metadata",
+      );
+    }
     const data = await this.file.readFloat32(t.name);
-    if (name.endsWith("self_attn.q_proj.weight")) return unpermuteQK(data, this.config.numHeads, t.dims[0]);
-    if (name.endsWith("self_attn.k_proj.weight")) return unpermuteQK(data, this.config.numKvHeads, t.dims[0]);
-    return data;
+    return heads > 0 && t.numel > 0 ? unpermuteQK(data, heads, t.dims[0]) : data;
   }
 
   /** Closes the file. */

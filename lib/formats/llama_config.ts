@@ -15,6 +15,8 @@
  * @module
  */
 
+import { describe, oneLine } from "../util/describe.ts";
+
 /** How RoPE frequencies are rescaled for long contexts. */
 export type RopeScaling =
   | { readonly type: "none" }
@@ -83,6 +85,11 @@ export class LlamaConfigError extends Error {
 
 const ARCHITECTURES: Record<string, LlamaArchitecture> = { llama: "LlamaForCausalLM", mistral: "MistralForCausalLM" };
 
+/** The largest size a config may give: lorac's kernels index with 32-bit integers. */
+export const MAX_CONFIG_SIZE = 2 ** 31 - 1;
+/** The widest attention head accepted (real Llama-family models use 64 to 256). */
+export const MAX_HEAD_DIM = 1024;
+
 /**
  * Turns a parsed config.json into a LlamaConfig, or throws LlamaConfigError
  * saying what is wrong. `source` names the file in messages.
@@ -105,35 +112,37 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   const c = json as Record<string, unknown>;
   const has = (key: string) => c[key] !== undefined;
 
-  const declared = Array.isArray(c.architectures) ? c.architectures.map(String) : [];
+  // A non-string entry is shown as JSON: String() of a parsed object can throw (a "toString" key).
+  const declared = Array.isArray(c.architectures)
+    ? c.architectures.map((a) => typeof a === "string" ? a : describe(a, 40))
+    : [];
   const modelType = typeof c.model_type === "string" ? c.model_type : undefined;
   const known = Object.values(ARCHITECTURES) as string[];
   const architecture = declared.length > 0
     ? declared.find((a) => known.includes(a)) as LlamaArchitecture | undefined
-    : modelType !== undefined
+    : modelType !== undefined && Object.hasOwn(ARCHITECTURES, modelType)
     ? ARCHITECTURES[modelType]
     : undefined;
   if (architecture === undefined) {
-    const found = declared.length > 0
-      ? `architectures ${JSON.stringify(declared)}`
-      : `model_type ${JSON.stringify(modelType)}`;
+    const found = declared.length > 0 ? `architectures ${describe(declared)}` : `model_type ${describe(modelType)}`;
     fail(`${found} is not a Llama-family causal LM; lorac runs ${known.join(" and ")} (model_type llama / mistral)`);
   }
-  if (modelType !== undefined && !(modelType in ARCHITECTURES)) {
-    fail(`model_type "${modelType}" is not llama or mistral, although architectures says ${architecture}`);
+  if (modelType !== undefined && !Object.hasOwn(ARCHITECTURES, modelType)) {
+    fail(`model_type ${describe(modelType)} is not llama or mistral, although architectures says ${architecture}`);
   }
 
   const int = (key: string, fallback?: number): number => {
     const v = has(key) && c[key] !== null ? c[key] : fallback;
     if (v === undefined) return fail(`"${key}" is missing: a Llama config must give it`);
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      return fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+      return fail(`"${key}" must be a positive integer, got ${describe(v)}`);
     }
+    if (v > MAX_CONFIG_SIZE) fail(`"${key}" is ${v}, more than lorac's limit of 2^31-1: is the config corrupted?`);
     return v;
   };
   const positive = (key: string, value: unknown): number => {
     if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
-      return fail(`"${key}" must be a positive number, got ${JSON.stringify(value)}`);
+      return fail(`"${key}" must be a positive number, got ${describe(value)}`);
     }
     return value;
   };
@@ -141,7 +150,7 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
     const v = has(key) ? c[key] : fallback;
     if (v === null) return null;
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
-      return fail(`"${key}" must be a token id or null, got ${JSON.stringify(v)}`);
+      return fail(`"${key}" must be a token id or null, got ${describe(v)}`);
     }
     return v;
   };
@@ -161,16 +170,22 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   }
   const headDim = int("head_dim", hiddenSize / numHeads);
   if (headDim % 2 !== 0) fail(`head_dim ${headDim} is odd: RoPE rotates pairs of dimensions`);
+  if (headDim > MAX_HEAD_DIM) {
+    fail(
+      `head_dim ${headDim} is wider than ${MAX_HEAD_DIM}: no Llama-family model has such heads; is the config corrupted?`,
+    );
+  }
 
   const act = c.hidden_act ?? "silu";
-  if (act !== "silu") fail(`hidden_act "${act}" is not supported: Llama's MLP is SwiGLU with SiLU`);
+  if (act !== "silu") fail(`hidden_act ${describe(act)} is not supported: Llama's MLP is SwiGLU with SiLU`);
   for (const key of ["attention_bias", "mlp_bias"]) {
     if (c[key] === true) fail(`${key} is true: lorac's Llama has no bias terms`);
   }
   if (has("quantization_config") && c.quantization_config !== null) {
-    const method = (c.quantization_config as Record<string, unknown>)?.quant_method;
+    const q = c.quantization_config;
+    const method = typeof q === "object" && q !== null ? (q as Record<string, unknown>).quant_method : undefined;
     fail(
-      `the checkpoint is pre-quantized (quantization_config.quant_method ${JSON.stringify(method)}); ` +
+      `the checkpoint is pre-quantized (quantization_config.quant_method ${describe(method)}); ` +
         "use the unquantized (fp16/bf16/fp32) model: lorac quantizes to NF4 itself on load",
     );
   }
@@ -178,7 +193,7 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
     const window = c.sliding_window;
     if (window !== undefined && window !== null && !(typeof window === "number" && window >= maxPositionEmbeddings)) {
       fail(
-        `MistralForCausalLM with sliding_window ${JSON.stringify(window)} < max_position_embeddings ` +
+        `MistralForCausalLM with sliding_window ${describe(window)} < max_position_embeddings ` +
           `${maxPositionEmbeddings}: windowed attention is not Llama's; only window-free Mistral configs are accepted`,
       );
     }
@@ -187,7 +202,7 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   // transformers 5 writes rope_parameters (theta inside); earlier versions rope_scaling + rope_theta.
   const params = c.rope_parameters ?? c.rope_scaling ?? null;
   if (params !== null && (typeof params !== "object" || Array.isArray(params))) {
-    fail(`rope_scaling must be an object or null, got ${JSON.stringify(params)}`);
+    fail(`rope_scaling must be an object or null, got ${describe(params)}`);
   }
   const rope = (params ?? {}) as Record<string, unknown>;
   const ropeTheta = positive("rope_theta", rope.rope_theta ?? c.rope_theta ?? 10000);
@@ -196,12 +211,12 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   const eosList = eos === null ? [] : Array.isArray(eos) ? eos : [eos];
   const eosTokenIds = eosList.map((v) => {
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
-      return fail(`"eos_token_id" must be a token id, a list of them or null, got ${JSON.stringify(eos)}`);
+      return fail(`"eos_token_id" must be a token id, a list of them or null, got ${describe(eos)}`);
     }
     return v;
   });
   const tie = c.tie_word_embeddings ?? false;
-  if (typeof tie !== "boolean") fail(`"tie_word_embeddings" must be true or false, got ${JSON.stringify(tie)}`);
+  if (typeof tie !== "boolean") fail(`"tie_word_embeddings" must be true or false, got ${describe(tie)}`);
 
   return {
     architecture: architecture!,
@@ -228,7 +243,7 @@ function parseRopeScaling(rope: Record<string, unknown>, fail: (problem: string)
   const num = (key: string, fallback?: number): number => {
     const v = rope[key] ?? fallback;
     if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
-      return fail(`rope_scaling "${type}" needs a positive "${key}", got ${JSON.stringify(v)}`);
+      return fail(`rope_scaling ${describe(type)} needs a positive "${key}", got ${describe(v)}`);
     }
     return v;
   };
@@ -237,17 +252,26 @@ function parseRopeScaling(rope: Record<string, unknown>, fail: (problem: string)
       return { type: "none" };
     case "linear":
       return { type: "linear", factor: num("factor") };
-    case "llama3":
-      return {
+    case "llama3": {
+      const scaling = {
         type: "llama3",
         factor: num("factor"),
         lowFreqFactor: num("low_freq_factor"),
         highFreqFactor: num("high_freq_factor"),
         originalMaxPositionEmbeddings: num("original_max_position_embeddings"),
-      };
+      } as const;
+      // The rule blends between the two wavelengths; equal or swapped factors divide by zero or invert it.
+      if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) {
+        fail(
+          `rope_scaling "llama3" needs high_freq_factor > low_freq_factor, got ${scaling.highFreqFactor} and ` +
+            `${scaling.lowFreqFactor}`,
+        );
+      }
+      return scaling;
+    }
     default:
       return fail(
-        `rope_scaling type ${JSON.stringify(type)} is not supported (lorac implements none, linear and llama3)`,
+        `rope_scaling type ${describe(type)} is not supported (lorac implements none, linear and llama3)`,
       );
   }
 }
@@ -264,13 +288,35 @@ function parseRopeScaling(rope: Record<string, unknown>, fail: (problem: string)
  */
 export async function readLlamaConfig(path: string): Promise<LlamaConfig> {
   const file = path.endsWith(".json") ? path : `${path.replace(/\/+$/, "")}/config.json`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new LlamaConfigError(file, `cannot read a JSON config: ${oneLine((e as Error).message)}`, { cause: e });
+  }
+  return parseLlamaConfigText(text, file);
+}
+
+/**
+ * Parses the text of a config.json into a LlamaConfig; text that is not JSON
+ * is a LlamaConfigError naming `source`, as is any problem {@link parseLlamaConfig} finds.
+ *
+ * @example
+ * ```ts
+ * import { parseLlamaConfigText } from "./llama_config.ts";
+ * const text = '{"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 5, "num_attention_heads": 8, ' +
+ *   '"intermediate_size": 172, "vocab_size": 512}';
+ * parseLlamaConfigText(text, "config.json").numKvHeads; // 8
+ * ```
+ */
+export function parseLlamaConfigText(text: string, source: string): LlamaConfig {
   let json: unknown;
   try {
-    json = JSON.parse(await Deno.readTextFile(file));
+    json = JSON.parse(text);
   } catch (e) {
-    throw new LlamaConfigError(file, `cannot read a JSON config: ${(e as Error).message}`, { cause: e });
+    throw new LlamaConfigError(source, `cannot read a JSON config: ${oneLine((e as Error).message)}`, { cause: e });
   }
-  return parseLlamaConfig(json, file);
+  return parseLlamaConfig(json, source);
 }
 
 /**

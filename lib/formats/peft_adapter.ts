@@ -14,7 +14,8 @@
  * @module
  */
 
-import { SafetensorsFile, type TensorToWrite, writeSafetensors } from "./safetensors.ts";
+import { FLOAT_DTYPES, SafetensorsFile, type TensorToWrite, writeSafetensors } from "./safetensors.ts";
+import { describe, oneLine } from "../util/describe.ts";
 
 /** The adapter-level settings lorac writes and reads. */
 export interface PeftLoraConfig {
@@ -223,15 +224,35 @@ export async function writePeftAdapter(dir: string, adapter: PeftAdapter): Promi
   await writeTextAtomic(`${dir}/${ADAPTER_CONFIG}`, JSON.stringify(adapterConfigJson(adapter.config), null, 2) + "\n");
 }
 
-function parseAdapterConfig(path: string, json: unknown): PeftLoraConfig {
+/**
+ * Parses the text of an adapter_config.json (`path` names it in errors) into
+ * the settings lorac applies; adapters it cannot apply faithfully are refused
+ * with an AdapterError naming the field.
+ *
+ * @example
+ * ```ts
+ * import { parseAdapterConfig } from "./peft_adapter.ts";
+ * const text = '{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]}';
+ * parseAdapterConfig("adapter_config.json", text).r; // 8
+ * ```
+ */
+export function parseAdapterConfig(path: string, text: string): PeftLoraConfig {
   const fail = (problem: string): never => {
     throw new AdapterError(path, problem);
   };
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return fail("not a JSON object");
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new AdapterError(path, `cannot read the adapter config: ${oneLine((e as Error).message)}`, { cause: e });
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return fail(`holds ${describe(json, 40)}, not a JSON object`);
+  }
   const c = json as Record<string, unknown>;
-  if (c.peft_type !== "LORA") fail(`peft_type is ${JSON.stringify(c.peft_type)}: lorac reads LoRA adapters ("LORA")`);
+  if (c.peft_type !== "LORA") fail(`peft_type is ${describe(c.peft_type)}: lorac reads LoRA adapters ("LORA")`);
   if (c.task_type != null && c.task_type !== "CAUSAL_LM") {
-    fail(`task_type is ${JSON.stringify(c.task_type)}: lorac's adapters are for causal LMs ("CAUSAL_LM")`);
+    fail(`task_type is ${describe(c.task_type)}: lorac's adapters are for causal LMs ("CAUSAL_LM")`);
   }
   const refuse: [string, (v: unknown) => boolean, string][] = [
     ["use_dora", (v) => v === true, "DoRA adapters are not supported"],
@@ -244,11 +265,11 @@ function parseAdapterConfig(path: string, json: unknown): PeftLoraConfig {
     ["layer_replication", (v) => v != null, "layer replication is not supported"],
   ];
   for (const [key, bad, why] of refuse) {
-    if (bad(c[key])) fail(`${key} is ${JSON.stringify(c[key])}: ${why}`);
+    if (bad(c[key])) fail(`${key} is ${describe(c[key])}: ${why}`);
   }
   const positive = (key: string): number => {
     const v = c[key];
-    if (typeof v !== "number" || !(v > 0)) return fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !(v > 0)) return fail(`"${key}" must be a positive number, got ${describe(v)}`);
     return v;
   };
   const pattern = (key: string): Record<string, number> | undefined => {
@@ -256,17 +277,19 @@ function parseAdapterConfig(path: string, json: unknown): PeftLoraConfig {
     if (typeof v !== "object" || Array.isArray(v)) return fail(`"${key}" must be an object of pattern -> number`);
     const entries = Object.entries(v as Record<string, unknown>);
     for (const [k, n] of entries) {
-      if (typeof n !== "number" || !(n > 0)) fail(`${key}["${k}"] must be a positive number, got ${JSON.stringify(n)}`);
+      if (typeof n !== "number" || !(n > 0)) {
+        fail(`${key}[${describe(k)}] must be a positive number, got ${describe(n)}`);
+      }
     }
     return entries.length > 0 ? v as Record<string, number> : undefined;
   };
   const targets = c.target_modules;
   if (!(typeof targets === "string" || (Array.isArray(targets) && targets.every((t) => typeof t === "string")))) {
-    fail(`target_modules must be a list of module names or a regex string, got ${JSON.stringify(targets)}`);
+    fail(`target_modules must be a list of module names or a regex string, got ${describe(targets)}`);
   }
   const dropout = c.lora_dropout ?? 0;
   if (typeof dropout !== "number" || dropout < 0 || dropout >= 1) {
-    fail(`lora_dropout must be in [0, 1), got ${dropout}`);
+    fail(`lora_dropout must be in [0, 1), got ${describe(dropout)}`);
   }
   const base = c.base_model_name_or_path ?? null;
   return {
@@ -295,54 +318,74 @@ function parseAdapterConfig(path: string, json: unknown): PeftLoraConfig {
  */
 export async function readPeftAdapter(dir: string): Promise<PeftAdapter> {
   const configPath = `${dir}/${ADAPTER_CONFIG}`;
-  let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(await Deno.readTextFile(configPath));
+    text = await Deno.readTextFile(configPath);
   } catch (e) {
-    throw new AdapterError(configPath, `cannot read the adapter config: ${(e as Error).message}`, { cause: e });
+    throw new AdapterError(configPath, `cannot read the adapter config: ${oneLine((e as Error).message)}`, {
+      cause: e,
+    });
   }
-  const config = parseAdapterConfig(configPath, json);
+  const config = parseAdapterConfig(configPath, text);
+  using file = await SafetensorsFile.open(`${dir}/${ADAPTER_WEIGHTS}`);
+  return await readAdapterWeights(config, file);
+}
 
-  const weightsPath = `${dir}/${ADAPTER_WEIGHTS}`;
-  using file = await SafetensorsFile.open(weightsPath);
+/**
+ * The adapter whose settings are `config` and whose weights are in `file`
+ * (an adapter_model.safetensors): every tensor must be a lora_A / lora_B
+ * float weight, paired per module, with shapes [r, in] and [out, r] and the
+ * rank the config gives that module. Problems are AdapterErrors naming the file.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseAdapterConfig, readAdapterWeights } from "./peft_adapter.ts";
+ * import { SafetensorsFile } from "./safetensors.ts";
+ * const config = parseAdapterConfig("adapter_config.json", await Deno.readTextFile("adapter_config.json"));
+ * using file = await SafetensorsFile.open("adapter_model.safetensors");
+ * (await readAdapterWeights(config, file)).modules.length;
+ * ```
+ */
+export async function readAdapterWeights(config: PeftLoraConfig, file: SafetensorsFile): Promise<PeftAdapter> {
+  const weightsPath = file.path;
+  const fail = (problem: string): never => {
+    throw new AdapterError(weightsPath, problem);
+  };
   const pairs = new Map<string, { a?: string; b?: string }>();
   for (const name of file.tensors.keys()) {
     const m = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(name);
-    if (!m) {
-      throw new AdapterError(
-        weightsPath,
-        `tensor "${name}" is not a LoRA A/B weight (${PREFIX}<module>.lora_A.weight)`,
-      );
-    }
-    const pair = pairs.get(m[1]) ?? {};
-    pair[m[2] === "A" ? "a" : "b"] = name;
-    pairs.set(m[1], pair);
+    if (!m) fail(`tensor ${describe(name)} is not a LoRA A/B weight (${PREFIX}<module>.lora_A.weight)`);
+    const pair = pairs.get(m![1]) ?? {};
+    pair[m![2] === "A" ? "a" : "b"] = name;
+    pairs.set(m![1], pair);
   }
   const modules: PeftLoraModule[] = [];
   for (const [module, { a, b }] of pairs) {
-    if (!a || !b) {
-      throw new AdapterError(weightsPath, `module ${module} has lora_${a ? "A" : "B"} but no lora_${a ? "B" : "A"}`);
-    }
+    const what = `module ${describe(module)}`;
+    if (!a || !b) return fail(`${what} has lora_${a ? "A" : "B"} but no lora_${a ? "B" : "A"}`);
     const sa = file.info(a).shape, sb = file.info(b).shape;
     if (sa.length !== 2 || sb.length !== 2 || sa[0] !== sb[1]) {
-      throw new AdapterError(
-        weightsPath,
-        `module ${module}: lora_A [${sa}] and lora_B [${sb}] are not [r, in] and [out, r]`,
-      );
+      fail(`${what}: lora_A [${sa}] and lora_B [${sb}] are not [r, in] and [out, r]`);
     }
     const expected = patternValue(config.rankPattern, module) ?? config.r;
-    if (sa[0] !== expected) {
-      throw new AdapterError(weightsPath, `module ${module} has rank ${sa[0]} but the config says r=${expected}`);
+    if (sa[0] !== expected) fail(`${what} has rank ${sa[0]} but the config says r=${expected}`);
+    for (const name of [a, b]) {
+      const dtype = file.info(name).dtype;
+      if (!FLOAT_DTYPES.includes(dtype)) {
+        fail(
+          `tensor ${describe(name)} is ${dtype}, not a float type (${FLOAT_DTYPES.join(", ")}); re-save the adapter`,
+        );
+      }
     }
-    let wa: Float32Array, wb: Float32Array;
-    try {
-      wa = await file.readFloat32(a);
-      wb = await file.readFloat32(b);
-    } catch (e) {
-      throw new AdapterError(weightsPath, (e as Error).message, { cause: e });
-    }
-    modules.push({ module, r: sa[0], inFeatures: sa[1], outFeatures: sb[0], a: wa, b: wb });
+    modules.push({
+      module,
+      r: sa[0],
+      inFeatures: sa[1],
+      outFeatures: sb[0],
+      a: await file.readFloat32(a),
+      b: await file.readFloat32(b),
+    });
   }
-  if (modules.length === 0) throw new AdapterError(weightsPath, "holds no LoRA weights");
+  if (modules.length === 0) fail("holds no LoRA weights");
   return { config, modules };
 }

@@ -14,7 +14,8 @@
  */
 
 import { bf16ArrayToF32, f16ArrayToF32 } from "./float16.ts";
-import { readAt } from "../util/read_at.ts";
+import { type ByteSource, bytesSource, openFileSource } from "../util/read_at.ts";
+import { describe, oneLine } from "../util/describe.ts";
 
 /** Element types of the safetensors format, with their size in bits. */
 export const SAFETENSORS_DTYPE_BITS = {
@@ -110,6 +111,8 @@ export function parseSafetensorsHeader(
   const fail = (problem: string): never => {
     throw new SafetensorsError(path, problem);
   };
+  // A header that parses but does not describe its data: the file was damaged on the way.
+  const damaged = (problem: string): never => fail(`${problem}; the file is damaged: re-download or re-export it`);
   let parsed: unknown;
   try {
     const text = new TextDecoder("utf-8", { fatal: true }).decode(header);
@@ -117,55 +120,59 @@ export function parseSafetensorsHeader(
     parsed = JSON.parse(text);
   } catch (e) {
     if (e instanceof SafetensorsError) throw e;
-    fail(`the header is not valid UTF-8 JSON (${(e as Error).message}): the file is corrupted or not safetensors`);
+    fail(
+      `the header is not valid UTF-8 JSON (${oneLine((e as Error).message, 120)}): ` +
+        "the file is corrupted or not safetensors; re-download or re-export it",
+    );
   }
-  if (!isRecord(parsed)) return fail("the header is not a JSON object");
+  if (!isRecord(parsed)) {
+    return fail(`the header is ${describe(parsed, 40)}, not a JSON object: not a safetensors file`);
+  }
 
   const metadata: Record<string, string> = {};
   const entries: SafetensorsTensorInfo[] = [];
   const begins = new Map<string, number>();
   for (const [name, value] of Object.entries(parsed)) {
     if (name === "__metadata__") {
-      if (!isRecord(value)) fail(`__metadata__ must be an object of strings, got ${JSON.stringify(value)}`);
+      if (!isRecord(value)) damaged(`__metadata__ must be an object of strings, got ${describe(value)}`);
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== "string") fail(`__metadata__["${k}"] must be a string, got ${JSON.stringify(v)}`);
+        if (typeof v !== "string") damaged(`__metadata__[${describe(k)}] must be a string, got ${describe(v)}`);
         metadata[k] = v as string;
       }
       continue;
     }
-    if (!isRecord(value)) {
-      return fail(`tensor "${name}": expected {dtype, shape, data_offsets}, got ${JSON.stringify(value)}`);
-    }
+    const tensor = `tensor ${describe(name)}`;
+    if (!isRecord(value)) return damaged(`${tensor}: expected {dtype, shape, data_offsets}, got ${describe(value)}`);
     const { dtype, shape, data_offsets: offsets } = value;
     if (typeof dtype !== "string" || !(dtype in SAFETENSORS_DTYPE_BITS)) {
       fail(
-        `tensor "${name}": unknown dtype ${JSON.stringify(dtype)} ` +
-          `(known: ${Object.keys(SAFETENSORS_DTYPE_BITS).join(", ")})`,
+        `${tensor}: unknown dtype ${describe(dtype)} (known: ${Object.keys(SAFETENSORS_DTYPE_BITS).join(", ")}); ` +
+          "convert the weights to F32, F16 or BF16",
       );
     }
     if (!Array.isArray(shape) || !shape.every(isCount)) {
-      fail(`tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      damaged(`${tensor}: shape must be an array of non-negative integers, got ${describe(shape)}`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
-      fail(
-        `tensor "${name}": data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`,
+      damaged(
+        `${tensor}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${describe(offsets)}`,
       );
     }
     const [begin, end] = offsets as number[];
     const bits = SAFETENSORS_DTYPE_BITS[dtype as SafetensorsDType];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
     if (!Number.isSafeInteger(numel * bits) || (numel * bits) % 8 !== 0) {
-      fail(`tensor "${name}": ${numel} elements of ${dtype} are not a whole number of bytes`);
+      damaged(`${tensor}: ${numel} elements of ${dtype} are not a whole number of bytes`);
     }
     if ((numel * bits) / 8 !== end - begin) {
-      fail(
-        `tensor "${name}": shape [${shape}] of ${dtype} needs ${(numel * bits) / 8} bytes ` +
+      damaged(
+        `${tensor}: shape ${describe(shape)} of ${dtype} needs ${(numel * bits) / 8} bytes ` +
           `but data_offsets [${begin}, ${end}] span ${end - begin}`,
       );
     }
     if (end > dataBytes) {
-      fail(
-        `tensor "${name}": data_offsets [${begin}, ${end}] run past the data section (${dataBytes} bytes): truncated file?`,
+      damaged(
+        `${tensor}: data_offsets [${begin}, ${end}] run past the data section (${dataBytes} bytes): truncated?`,
       );
     }
     begins.set(name, begin);
@@ -183,16 +190,21 @@ export function parseSafetensorsHeader(
   let previous = "";
   for (const t of entries) {
     const begin = begins.get(t.name)!;
-    if (begin < covered) fail(`tensors "${previous}" and "${t.name}" overlap (byte ${begin} < ${covered})`);
-    if (begin > covered) fail(`bytes [${covered}, ${begin}) before tensor "${t.name}" belong to no tensor`);
+    if (begin < covered) {
+      damaged(`tensors ${describe(previous)} and ${describe(t.name)} overlap (byte ${begin} < ${covered})`);
+    }
+    if (begin > covered) damaged(`bytes [${covered}, ${begin}) before tensor ${describe(t.name)} belong to no tensor`);
     covered = begin + t.byteLength;
     previous = t.name;
   }
   if (covered !== dataBytes) {
-    fail(`the data section holds ${dataBytes} bytes but the tensors cover ${covered}: extra or missing data`);
+    damaged(`the data section holds ${dataBytes} bytes but the tensors cover ${covered}: extra or missing data`);
   }
   return { tensors: new Map(entries.map((t) => [t.name, t])), metadata };
 }
+
+/** The dtypes {@link toFloat32} converts. */
+export const FLOAT_DTYPES: readonly SafetensorsDType[] = ["F32", "F16", "BF16", "F64"];
 
 /**
  * Converts a tensor's raw bytes of dtype F32, F16, BF16 or F64 to float32.
@@ -246,85 +258,118 @@ export class SafetensorsFile implements Disposable {
   readonly tensors: ReadonlyMap<string, SafetensorsTensorInfo>;
   /** The `__metadata__` strings. */
   readonly metadata: Readonly<Record<string, string>>;
-  #file: Deno.FsFile | null;
-  // seek + read are two steps: reads run one at a time.
-  #queue: Promise<unknown> = Promise.resolve();
+  #source: ByteSource | null;
 
-  private constructor(path: string, file: Deno.FsFile, header: SafetensorsHeader) {
+  private constructor(path: string, source: ByteSource, header: SafetensorsHeader) {
     this.path = path;
-    this.#file = file;
+    this.#source = source;
     this.tensors = header.tensors;
     this.metadata = header.metadata;
   }
 
   /** Opens `path` and validates its header; throws SafetensorsError naming what is wrong. */
   static async open(path: string): Promise<SafetensorsFile> {
-    let file: Deno.FsFile;
+    let source: ByteSource;
     try {
-      file = await Deno.open(path, { read: true });
+      source = await openFileSource(path);
     } catch (e) {
-      throw new SafetensorsError(path, `cannot open: ${(e as Error).message}`, { cause: e });
+      throw new SafetensorsError(path, `cannot open: ${oneLine((e as Error).message)}`, { cause: e });
     }
     try {
-      const size = (await file.stat()).size;
-      if (size < 8) throw new SafetensorsError(path, `${size} bytes is too short for a safetensors file`);
-      const prefix = new Uint8Array(8);
-      await readAt(file, 0, prefix);
-      const n = new DataView(prefix.buffer).getBigUint64(0, true);
-      if (n > BigInt(MAX_HEADER_BYTES)) {
-        throw new SafetensorsError(
-          path,
-          `header length ${n} exceeds ${MAX_HEADER_BYTES} bytes: not a safetensors file`,
-        );
-      }
-      if (8n + n > BigInt(size)) {
-        throw new SafetensorsError(
-          path,
-          `header length ${n} runs past the end of the file (${size} bytes): truncated?`,
-        );
-      }
-      const header = new Uint8Array(Number(n));
-      await readAt(file, 8, header);
-      return new SafetensorsFile(path, file, parseSafetensorsHeader(path, header, size - 8 - header.length));
+      return await SafetensorsFile.#read(path, source);
     } catch (e) {
-      file.close();
+      source.close();
       throw e;
     }
+  }
+
+  /**
+   * Reads a safetensors file already in memory (`path` names it in errors);
+   * the tensors are views of `bytes` until read.
+   *
+   * @example
+   * ```ts
+   * import { SafetensorsFile } from "./safetensors.ts";
+   * const json = new TextEncoder().encode('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
+   * const bytes = new Uint8Array(8 + json.length + 4);
+   * new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+   * bytes.set(json, 8);
+   * using f = await SafetensorsFile.fromBytes("w.safetensors", bytes);
+   * await f.readFloat32("w"); // Float32Array [0]
+   * ```
+   */
+  static async fromBytes(path: string, bytes: Uint8Array): Promise<SafetensorsFile> {
+    return await SafetensorsFile.#read(path, bytesSource(bytes));
+  }
+
+  static async #read(path: string, source: ByteSource): Promise<SafetensorsFile> {
+    const size = source.size;
+    if (size < 8) {
+      throw new SafetensorsError(
+        path,
+        `${size} bytes is too short for a safetensors file: re-download or re-export it`,
+      );
+    }
+    const prefix = new Uint8Array(8);
+    await source.readAt(0, prefix);
+    // The length is checked against the file before anything of that size is allocated.
+    const n = new DataView(prefix.buffer).getBigUint64(0, true);
+    if (n > BigInt(MAX_HEADER_BYTES)) {
+      throw new SafetensorsError(
+        path,
+        `header length ${n} exceeds ${MAX_HEADER_BYTES} bytes: not a safetensors file, or a corrupted one`,
+      );
+    }
+    if (8n + n > BigInt(size)) {
+      throw new SafetensorsError(
+        path,
+        `header length ${n} runs past the end of the file (${size} bytes): truncated? re-download or re-export it`,
+      );
+    }
+    const header = new Uint8Array(Number(n));
+    if (await source.readAt(8, header) !== header.length) {
+      throw new SafetensorsError(path, "the file ended while reading its header (changed on disk?)");
+    }
+    return new SafetensorsFile(path, source, parseSafetensorsHeader(path, header, size - 8 - header.length));
   }
 
   /** The tensor `name`'s entry; throws naming the file when it has no such tensor. */
   info(name: string): SafetensorsTensorInfo {
     const t = this.tensors.get(name);
-    if (!t) throw new SafetensorsError(this.path, `no tensor named "${name}" (the file has ${this.tensors.size})`);
+    if (!t) {
+      throw new SafetensorsError(this.path, `no tensor named ${describe(name)} (the file has ${this.tensors.size})`);
+    }
     return t;
   }
 
   /** The raw bytes of tensor `name`, in a fresh buffer. */
   async readBytes(name: string): Promise<Uint8Array> {
     const t = this.info(name);
-    const run = this.#queue.then(async () => {
-      if (this.#file === null) throw new SafetensorsError(this.path, "read after close");
-      const out = new Uint8Array(t.byteLength);
-      const got = await readAt(this.#file, t.offset, out);
-      if (got !== out.length) {
-        throw new SafetensorsError(this.path, `tensor "${name}": file ended early (changed on disk?)`);
-      }
-      return out;
-    });
-    this.#queue = run.catch(() => {});
-    return await run;
+    if (this.#source === null) throw new SafetensorsError(this.path, "read after close");
+    const out = new Uint8Array(t.byteLength);
+    if (await this.#source.readAt(t.offset, out) !== out.length) {
+      throw new SafetensorsError(this.path, `tensor ${describe(name)}: file ended early (changed on disk?)`);
+    }
+    return out;
   }
 
-  /** Tensor `name` as float32 (from F32, F16, BF16 or F64). */
+  /** Tensor `name` as float32 (from F32, F16, BF16 or F64); other dtypes throw SafetensorsError. */
   async readFloat32(name: string): Promise<Float32Array> {
     const t = this.info(name);
+    if (!FLOAT_DTYPES.includes(t.dtype)) {
+      throw new SafetensorsError(
+        this.path,
+        `tensor ${describe(name)} is ${t.dtype}, not a float type (${FLOAT_DTYPES.join(", ")}); ` +
+          "export the weights as floats",
+      );
+    }
     return toFloat32(t.dtype, await this.readBytes(name), name);
   }
 
   /** Closes the file; later reads throw. */
   close(): void {
-    this.#file?.close();
-    this.#file = null;
+    this.#source?.close();
+    this.#source = null;
   }
 
   /** Same as close(). */
@@ -459,7 +504,7 @@ export class SafetensorsCheckpoint implements Disposable {
     try {
       stat = await Deno.stat(path);
     } catch (e) {
-      throw new SafetensorsError(path, `cannot open: ${(e as Error).message}`, { cause: e });
+      throw new SafetensorsError(path, `cannot open: ${oneLine((e as Error).message)}`, { cause: e });
     }
     if (stat.isFile) {
       if (path.endsWith(".json")) return await SafetensorsCheckpoint.#fromIndex(path);
@@ -489,7 +534,9 @@ export class SafetensorsCheckpoint implements Disposable {
     try {
       index = JSON.parse(await Deno.readTextFile(indexPath));
     } catch (e) {
-      throw new SafetensorsError(indexPath, `not a readable JSON index: ${(e as Error).message}`, { cause: e });
+      throw new SafetensorsError(indexPath, `not a readable JSON index: ${oneLine((e as Error).message)}`, {
+        cause: e,
+      });
     }
     const map = isRecord(index) ? index.weight_map : undefined;
     if (!isRecord(map)) throw new SafetensorsError(indexPath, `no "weight_map" object of tensor name -> shard file`);
@@ -501,7 +548,7 @@ export class SafetensorsCheckpoint implements Disposable {
         if (typeof file !== "string" || file.startsWith("/") || file.split("/").includes("..")) {
           throw new SafetensorsError(
             indexPath,
-            `weight_map["${name}"] must be a shard file name in this folder, got ${JSON.stringify(file)}`,
+            `weight_map[${describe(name)}] must be a shard file name in this folder, got ${describe(file)}`,
           );
         }
         let shard = byFile.get(file);
@@ -510,7 +557,10 @@ export class SafetensorsCheckpoint implements Disposable {
           byFile.set(file, shard);
         }
         if (!shard.tensors.has(name)) {
-          throw new SafetensorsError(indexPath, `weight_map puts "${name}" in ${file}, which has no such tensor`);
+          throw new SafetensorsError(
+            indexPath,
+            `weight_map puts ${describe(name)} in ${oneLine(file)}, which has no such tensor`,
+          );
         }
         where.set(name, shard);
       }
@@ -533,7 +583,7 @@ export class SafetensorsCheckpoint implements Disposable {
 
   #shard(name: string): SafetensorsFile {
     const f = this.#where.get(name);
-    if (!f) throw new SafetensorsError(this.path, `no tensor named "${name}" in this checkpoint`);
+    if (!f) throw new SafetensorsError(this.path, `no tensor named ${describe(name)} in this checkpoint`);
     return f;
   }
 

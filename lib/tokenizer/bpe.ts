@@ -10,6 +10,8 @@
  */
 
 import { BoundedCache } from "./cache.ts";
+import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
+import { describe } from "../util/describe.ts";
 
 /** The settings of a BPE model (tokenizer.json's `model`, already parsed). */
 export interface BpeConfig {
@@ -69,7 +71,7 @@ export class Bpe {
   #next = new Int32Array(64);
   #heap = new Float64Array(64);
 
-  /** Builds the model; throws when a merge names a token the vocabulary lacks. */
+  /** Builds the model; throws a TokenizerError when an id is not a token id or a merge names a token the vocabulary lacks. */
   constructor(config: BpeConfig) {
     this.vocab = config.vocab;
     this.#ignoreMerges = config.ignoreMerges ?? false;
@@ -77,7 +79,10 @@ export class Bpe {
     if (config.unkToken != null) {
       const id = config.vocab.get(config.unkToken);
       if (id === undefined) {
-        throw new Error(`tokenizer: unk_token "${config.unkToken}" is not in the vocabulary; fix the tokenizer file`);
+        throw new TokenizerError(
+          TOKENIZER_JSON,
+          `unk_token ${describe(config.unkToken)} is not in the vocabulary; fix the tokenizer file`,
+        );
       }
       this.#unkId = id;
     } else {
@@ -85,8 +90,9 @@ export class Bpe {
     }
     for (const [token, id] of config.vocab) {
       if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
-        throw new RangeError(
-          `tokenizer: id ${id} of token ${JSON.stringify(token)} is not a non-negative 32-bit integer`,
+        throw new TokenizerError(
+          TOKENIZER_JSON,
+          `model.vocab: id ${describe(id)} of token ${describe(token)} is not a non-negative 32-bit integer`,
         );
       }
       const cp = token.codePointAt(0);
@@ -99,7 +105,10 @@ export class Bpe {
       }
     }
     if (config.merges.length >= RANK_LIMIT) {
-      throw new RangeError(`tokenizer: ${config.merges.length} merges is too many`);
+      throw new TokenizerError(
+        TOKENIZER_JSON,
+        `${config.merges.length} merges is too many (at most ${RANK_LIMIT - 1})`,
+      );
     }
     this.#merged = new Int32Array(config.merges.length);
     this.#ranks = new PairTable(config.merges.length);
@@ -110,7 +119,10 @@ export class Bpe {
       const merged = config.vocab.get(a + b);
       if (left === undefined || right === undefined || merged === undefined) {
         const missing = left === undefined ? a : right === undefined ? b : a + b;
-        throw new Error(`tokenizer: merge ${rank} ("${a}" "${b}") uses "${missing}", which is not in the vocabulary`);
+        throw new TokenizerError(
+          TOKENIZER_JSON,
+          `merge ${rank} (${describe(a)} ${describe(b)}) uses ${describe(missing)}, which is not in the vocabulary`,
+        );
       }
       // A repeated merge keeps its last rank, as HF's map does.
       this.#ranks.set(left, right, rank);
@@ -274,13 +286,14 @@ export class Bpe {
 
 /** A merge as [left, right], from a pair or a "left right" string. */
 function mergeParts(merge: string | readonly [string, string], rank: number): readonly [string, string] {
-  if (typeof merge !== "string") {
-    if (merge.length === 2 && typeof merge[0] === "string" && typeof merge[1] === "string") return merge;
-  } else {
+  if (Array.isArray(merge)) {
+    const pair = merge as unknown[];
+    if (pair.length === 2 && typeof pair[0] === "string" && typeof pair[1] === "string") return [pair[0], pair[1]];
+  } else if (typeof merge === "string") {
     const space = merge.indexOf(" ");
     if (space > 0 && merge.indexOf(" ", space + 1) < 0) return [merge.slice(0, space), merge.slice(space + 1)];
   }
-  throw new TypeError(`tokenizer: merge ${rank} ${JSON.stringify(merge)} is not two tokens`);
+  throw new TokenizerError(TOKENIZER_JSON, `merge ${rank} ${describe(merge)} is not two tokens`);
 }
 
 /**

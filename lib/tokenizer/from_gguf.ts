@@ -10,7 +10,9 @@
  */
 
 import type { AddedTokenJson, ComponentJson, TokenizerJson } from "./json.ts";
-import { GPT2_PATTERN, LLAMA3_PATTERN } from "./pretokenize.ts";
+import { GGUF_METADATA, TokenizerError } from "./errors.ts";
+import { LLAMA3_PATTERN } from "./pretokenize.ts";
+import { describe } from "../util/describe.ts";
 import { mergesFromScores, sentencePieceDecoder, sentencePieceNormalizer } from "./sentencepiece.ts";
 
 /** What a GGUF's metadata says about its tokenizer, as tokenizer.json plus the ids it names. */
@@ -40,7 +42,8 @@ const DIGITS_PRE = ["smollm", "starcoder", "refact", "command-r", "codeshell", "
 const GPT2_PRE = ["default", "gpt-2", "gpt2", "mpt", "olmo", "jais"];
 
 /**
- * The tokenizer.json and special ids that GGUF metadata describes.
+ * The tokenizer.json and special ids that GGUF metadata describes; metadata
+ * that does not describe a tokenizer lorac reads is a TokenizerError.
  *
  * @example
  * ```ts
@@ -58,8 +61,9 @@ const GPT2_PRE = ["default", "gpt-2", "gpt2", "mpt", "olmo", "jais"];
 export function tokenizerSpecFromGguf(metadata: Record<string, unknown>): GgufTokenizerSpec {
   const model = metadata["tokenizer.ggml.model"];
   if (model !== "gpt2" && model !== "llama") {
-    throw new Error(
-      `GGUF tokenizer.ggml.model is ${JSON.stringify(model)}; lorac reads "gpt2" (byte-level BPE: Llama 3, SmolLM) ` +
+    throw new TokenizerError(
+      GGUF_METADATA,
+      `tokenizer.ggml.model is ${describe(model)}; lorac reads "gpt2" (byte-level BPE: Llama 3, SmolLM) ` +
         `and "llama" (SentencePiece BPE: Llama 2, TinyLlama)`,
     );
   }
@@ -90,16 +94,24 @@ export function tokenizerSpecFromGguf(metadata: Record<string, unknown>): GgufTo
   const ids = { bosId: id("bos_token_id"), eosId: id("eos_token_id"), padId: id("padding_token_id") };
 
   if (model === "gpt2") {
-    if (!merges) throw new Error("GGUF tokenizer.ggml.merges is missing; a gpt2 (byte-level BPE) tokenizer needs it");
+    if (!merges) {
+      throw new TokenizerError(
+        GGUF_METADATA,
+        "tokenizer.ggml.merges is missing; a gpt2 (byte-level BPE) tokenizer needs it",
+      );
+    }
     const pre = metadata["tokenizer.ggml.pre"] ?? "default";
+    if (typeof pre !== "string") {
+      throw new TokenizerError(GGUF_METADATA, `tokenizer.ggml.pre should be a string, found ${describe(pre)}`);
+    }
     return {
       json: {
         added_tokens: added((t) => t === TYPE_CONTROL),
         normalizer: null,
-        pre_tokenizer: byteLevelPreTokenizer(String(pre)),
+        pre_tokenizer: byteLevelPreTokenizer(pre),
         post_processor: null,
         decoder: { type: "ByteLevel" },
-        model: { type: "BPE", vocab, merges, ignore_merges: LLAMA3_PRE.includes(String(pre)) },
+        model: { type: "BPE", vocab, merges, ignore_merges: LLAMA3_PRE.includes(pre) },
       },
       addBos: flag("add_bos_token") ?? false,
       addEos: flag("add_eos_token") ?? false,
@@ -146,16 +158,17 @@ function byteLevelPreTokenizer(pre: string): ComponentJson {
     return { type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, byteLevel(true)] };
   }
   if (GPT2_PRE.includes(pre)) return byteLevel(true);
-  throw new Error(
-    `GGUF tokenizer.ggml.pre is "${pre}", a split rule lorac does not know; known: ` +
-      [...LLAMA3_PRE, ...DIGITS_PRE, ...GPT2_PRE].join(", ") + ` (GPT-2's is ${GPT2_PATTERN})`,
+  throw new TokenizerError(
+    GGUF_METADATA,
+    `tokenizer.ggml.pre is ${describe(pre)}, a split rule lorac does not know; known: ` +
+      [...LLAMA3_PRE, ...DIGITS_PRE, ...GPT2_PRE].join(", "),
   );
 }
 
 function stringList(metadata: Record<string, unknown>, key: string): string[] {
   const v = metadata[key];
   if (!Array.isArray(v) || v.some((s) => typeof s !== "string")) {
-    throw new TypeError(`GGUF metadata ${key} should be a list of strings, found ${describe(v)}`);
+    throw new TokenizerError(GGUF_METADATA, `${key} should be a list of strings, found ${summary(v)}`);
   }
   return v as string[];
 }
@@ -165,11 +178,14 @@ function numberList(metadata: Record<string, unknown>, key: string, length: numb
   if (v === undefined) return undefined;
   const list = ArrayBuffer.isView(v) && !(v instanceof DataView) ? v as unknown as ArrayLike<number | bigint> : v;
   if (!Array.isArray(list) && !ArrayBuffer.isView(list)) {
-    throw new TypeError(`GGUF metadata ${key} should be a list of numbers, found ${describe(v)}`);
+    throw new TokenizerError(GGUF_METADATA, `${key} should be a list of numbers, found ${summary(v)}`);
   }
   const numbers = Array.from(list as ArrayLike<number | bigint>, Number);
   if (numbers.length !== length || numbers.some((x) => Number.isNaN(x))) {
-    throw new TypeError(`GGUF metadata ${key} should hold ${length} numbers (one per token), found ${describe(v)}`);
+    throw new TokenizerError(
+      GGUF_METADATA,
+      `${key} should hold ${length} numbers (one per token), found ${summary(v)}`,
+    );
   }
   return numbers;
 }
@@ -179,7 +195,7 @@ function optionalId(metadata: Record<string, unknown>, key: string, vocabSize: n
   if (v === undefined) return undefined;
   const n = typeof v === "bigint" ? Number(v) : v;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n >= vocabSize) {
-    throw new RangeError(`GGUF metadata ${key} is ${describe(v)}, not a token id below ${vocabSize}`);
+    throw new TokenizerError(GGUF_METADATA, `${key} is ${summary(v)}, not a token id below ${vocabSize}`);
   }
   return n;
 }
@@ -187,11 +203,14 @@ function optionalId(metadata: Record<string, unknown>, key: string, vocabSize: n
 function optionalFlag(metadata: Record<string, unknown>, key: string): boolean | undefined {
   const v = metadata[key];
   if (v === undefined) return undefined;
-  if (typeof v !== "boolean") throw new TypeError(`GGUF metadata ${key} should be a boolean, found ${describe(v)}`);
+  if (typeof v !== "boolean") {
+    throw new TokenizerError(GGUF_METADATA, `${key} should be a boolean, found ${summary(v)}`);
+  }
   return v;
 }
 
-function describe(v: unknown): string {
+/** A metadata value for a message: lists by their length, other values as they are. */
+function summary(v: unknown): string {
   if (Array.isArray(v) || ArrayBuffer.isView(v)) return `a list of ${(v as ArrayLike<unknown>).length}`;
-  return typeof v === "bigint" ? `${v}n` : JSON.stringify(v) ?? String(v);
+  return describe(v);
 }

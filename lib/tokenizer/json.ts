@@ -1,9 +1,13 @@
 /**
- * The parts of HF's tokenizer.json that lorac reads, and checked accessors
- * that say which field of which component was wrong.
+ * The parts of HF's tokenizer.json (and tokenizer_config.json) that lorac
+ * reads: a check of a parsed document's shape, and checked accessors that say
+ * which field of which component was wrong, as {@link TokenizerError}s.
  *
  * @module
  */
+
+import { describe, oneLine } from "../util/describe.ts";
+import { TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TokenizerError } from "./errors.ts";
 
 /** One component of tokenizer.json (normalizer, pre-tokenizer, decoder, ...): a `type` tag and its fields. */
 export interface ComponentJson {
@@ -112,14 +116,15 @@ export function field<K extends keyof FieldKinds>(
   const value = component[name];
   if (value === undefined || value === null) {
     if (fallback === undefined) {
-      throw new TypeError(`tokenizer.json: ${component.type} needs a "${name}" field (${kind})`);
+      throw new TokenizerError(TOKENIZER_JSON, `${component.type} needs a "${name}" field (${kind})`);
     }
     return fallback;
   }
   const actual = typeof value;
   if (actual !== kind) {
-    throw new TypeError(
-      `tokenizer.json: ${component.type}.${name} should be a ${kind}, found ${JSON.stringify(value)}`,
+    throw new TokenizerError(
+      TOKENIZER_JSON,
+      `${component.type}.${name} should be a ${kind}, found ${describe(value)}`,
     );
   }
   return value as FieldKinds[K];
@@ -136,8 +141,8 @@ export function field<K extends keyof FieldKinds>(
  */
 export function components(component: ComponentJson, name: string): ComponentJson[] {
   const list = component[name];
-  if (!Array.isArray(list) || list.some((c) => typeof c !== "object" || c === null || typeof c.type !== "string")) {
-    throw new TypeError(`tokenizer.json: ${component.type}.${name} should be a list of components with a "type"`);
+  if (!Array.isArray(list) || !list.every(isComponent)) {
+    throw new TokenizerError(TOKENIZER_JSON, `${component.type}.${name} should be a list of components with a "type"`);
   }
   return list as ComponentJson[];
 }
@@ -152,10 +157,13 @@ export function components(component: ComponentJson, name: string): ComponentJso
  * ```
  */
 export function pattern(component: ComponentJson): { literal: string } | { regex: string } {
-  const p = component.pattern as Record<string, unknown> | undefined;
-  if (p && typeof p.String === "string") return { literal: p.String };
-  if (p && typeof p.Regex === "string") return { regex: p.Regex };
-  throw new TypeError(`tokenizer.json: ${component.type}.pattern should be {"String": ...} or {"Regex": ...}`);
+  const p = component.pattern;
+  if (isObject(p) && typeof p.String === "string") return { literal: p.String };
+  if (isObject(p) && typeof p.Regex === "string") return { regex: p.Regex };
+  throw new TokenizerError(
+    TOKENIZER_JSON,
+    `${component.type}.pattern should be {"String": ...} or {"Regex": ...}, found ${describe(p)}`,
+  );
 }
 
 /**
@@ -164,12 +172,164 @@ export function pattern(component: ComponentJson): { literal: string } | { regex
  * @example
  * ```ts
  * import { unsupported } from "./json.ts";
- * unsupported("pre-tokenizer", "Whitespace", ["Split", "ByteLevel"]).message;
+ * unsupported("pre-tokenizer", "Whitespace", ["Split", "ByteLevel"]).problem;
  * ```
  */
-export function unsupported(role: string, type: string, known: readonly string[]): Error {
-  return new Error(
-    `tokenizer.json: ${role} "${type}" is not supported (lorac implements ${known.join(", ")}); ` +
+export function unsupported(role: string, type: string, known: readonly string[]): TokenizerError {
+  return new TokenizerError(
+    TOKENIZER_JSON,
+    `${role} ${describe(type)} is not supported (lorac implements ${known.join(", ")}); ` +
       "Llama-family tokenizers use only those",
   );
+}
+
+/** Sequences nest components; deeper than this is not a real tokenizer (and the builders recurse). */
+const MAX_NESTING = 32;
+/** Token ids are non-negative 32-bit integers (they index Int32Arrays). */
+const MAX_ID = 0x7fffffff;
+const ROLES = ["normalizer", "pre_tokenizer", "post_processor", "decoder"] as const;
+const FLAGS = ["single_word", "lstrip", "rstrip", "normalized", "special"] as const;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isComponent(v: unknown): v is ComponentJson {
+  return isObject(v) && typeof v.type === "string";
+}
+
+/** How deeply arrays and objects nest in `v` (0 for a scalar), counted without recursion. */
+function nesting(v: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (typeof x !== "object" || x === null) continue;
+    deepest = Math.max(deepest, d + 1);
+    if (d > MAX_NESTING) break;
+    for (const child of Object.values(x)) stack.push([child, d + 1]);
+  }
+  return deepest;
+}
+
+/** Whether `v` can be a token id. */
+export function isTokenId(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_ID;
+}
+
+/**
+ * Checks that a parsed tokenizer.json has the shape lorac reads (a BPE
+ * model with a vocab object and a merges list, added tokens with ids and
+ * contents, components that are objects with a "type"); throws a
+ * {@link TokenizerError} naming the first field that is not.
+ *
+ * @example
+ * ```ts
+ * import { checkTokenizerJson } from "./json.ts";
+ * checkTokenizerJson({ model: { type: "BPE", vocab: { a: 0 }, merges: [] } }).model.vocab; // { a: 0 }
+ * ```
+ */
+export function checkTokenizerJson(json: unknown): TokenizerJson {
+  const fail = (problem: string): never => {
+    throw new TokenizerError(TOKENIZER_JSON, problem);
+  };
+  if (!isObject(json)) return fail(`the file holds ${describe(json, 40)}, not a tokenizer object`);
+  const added = json.added_tokens;
+  if (added !== undefined && added !== null) {
+    if (!Array.isArray(added)) fail(`added_tokens should be a list, found ${describe(added)}`);
+    (added as unknown[]).forEach((t, i) => {
+      if (!isObject(t)) return fail(`added_tokens[${i}] should be an object, found ${describe(t)}`);
+      if (!isTokenId(t.id)) {
+        fail(`added_tokens[${i}].id should be a token id (0 to ${MAX_ID}), found ${describe(t.id)}`);
+      }
+      if (typeof t.content !== "string") {
+        fail(`added_tokens[${i}].content should be a string, found ${describe(t.content)}`);
+      }
+      for (const flag of FLAGS) {
+        const v = t[flag];
+        if (v !== undefined && v !== null && typeof v !== "boolean") {
+          fail(`added_tokens[${i}].${flag} should be true or false, found ${describe(v)}`);
+        }
+      }
+    });
+  }
+  for (const role of ROLES) {
+    const c = json[role];
+    if (c !== undefined && c !== null && !isComponent(c)) {
+      fail(`${role} should be null or an object with a "type", found ${describe(c)}`);
+    }
+    if (nesting(c) > MAX_NESTING) fail(`${role} nests more than ${MAX_NESTING} levels deep`);
+  }
+  const model = json.model;
+  if (!isObject(model)) return fail(`model should be an object, found ${describe(model)}`);
+  if (model.type !== undefined && model.type !== "BPE") {
+    fail(`model type ${describe(model.type)} is not supported; lorac reads BPE tokenizers`);
+  }
+  if (!isObject(model.vocab)) fail(`model.vocab should be an object of token -> id, found ${describe(model.vocab)}`);
+  if (!Array.isArray(model.merges)) fail(`model.merges should be a list, found ${describe(model.merges)}`);
+  const optional = (key: string, kind: "string" | "boolean" | "number") => {
+    const v = model[key];
+    if (v !== undefined && v !== null && typeof v !== kind) {
+      fail(`model.${key} should be a ${kind}, found ${describe(v)}`);
+    }
+  };
+  optional("unk_token", "string");
+  optional("continuing_subword_prefix", "string");
+  optional("end_of_word_suffix", "string");
+  optional("byte_fallback", "boolean");
+  optional("fuse_unk", "boolean");
+  optional("ignore_merges", "boolean");
+  optional("dropout", "number");
+  return json as unknown as TokenizerJson;
+}
+
+/**
+ * Checks the tokenizer_config.json fields lorac reads (special tokens as
+ * strings or {content}, add_bos_token / add_eos_token as booleans); null
+ * counts as absent. Throws a {@link TokenizerError} naming the field.
+ *
+ * @example
+ * ```ts
+ * import { checkTokenizerConfig } from "./json.ts";
+ * checkTokenizerConfig({ bos_token: { content: "<s>" }, add_bos_token: true, chat_template: "..." });
+ * // { bos_token: "<s>", add_bos_token: true }
+ * ```
+ */
+export function checkTokenizerConfig(json: unknown): TokenizerConfigJson {
+  const fail = (problem: string): never => {
+    throw new TokenizerError(TOKENIZER_CONFIG_JSON, problem);
+  };
+  if (!isObject(json)) return fail(`the file holds ${describe(json, 40)}, not an object`);
+  const out: TokenizerConfigJson = {};
+  for (const key of ["bos_token", "eos_token", "pad_token"] as const) {
+    const v = json[key];
+    if (v === undefined || v === null) continue;
+    const text = isObject(v) ? v.content : v;
+    if (typeof text !== "string") fail(`${key} should be a token string or {"content": ...}, found ${describe(v)}`);
+    out[key] = text as string;
+  }
+  for (const key of ["add_bos_token", "add_eos_token"] as const) {
+    const v = json[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "boolean") fail(`${key} should be true or false, found ${describe(v)}`);
+    out[key] = v as boolean;
+  }
+  return out;
+}
+
+/**
+ * Parses the text of a JSON file, or throws a {@link TokenizerError} naming `source`.
+ *
+ * @example
+ * ```ts
+ * import { parseJsonText } from "./json.ts";
+ * parseJsonText('{"a": 1}', "tokenizer.json"); // { a: 1 }
+ * ```
+ */
+export function parseJsonText(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new TokenizerError(source, `not valid JSON (${oneLine((e as Error).message, 120)}); re-download the file`);
+  }
 }

@@ -7,7 +7,9 @@
  * @module
  */
 
-import { type ComponentJson, components, unsupported } from "./json.ts";
+import { type ComponentJson, components, isTokenId, unsupported } from "./json.ts";
+import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
+import { describe } from "../util/describe.ts";
 
 /** Ids placed before and after the text's ids. */
 export interface Template {
@@ -51,30 +53,33 @@ export function buildTemplate(json: ComponentJson | null | undefined): Template 
 }
 
 function templateProcessing(json: ComponentJson): Template {
+  const fail = (problem: string): never => {
+    throw new TokenizerError(TOKENIZER_JSON, `TemplateProcessing.${problem}`);
+  };
   const single = json.single;
-  const specials = (json.special_tokens ?? {}) as Record<string, { ids?: unknown }>;
-  if (!Array.isArray(single)) throw new TypeError("tokenizer.json: TemplateProcessing.single should be a list");
+  const specials = json.special_tokens ?? {};
+  if (!Array.isArray(single)) return fail(`single should be a list, found ${describe(single)}`);
+  if (typeof specials !== "object" || Array.isArray(specials)) {
+    fail(`special_tokens should be an object, found ${describe(specials)}`);
+  }
   const template: Template = { prefix: [], suffix: [] };
   let seenText = false;
-  for (const item of single as Record<string, { id?: unknown }>[]) {
-    if (item.Sequence) {
-      if (item.Sequence.id !== "A") {
-        throw new TypeError(
-          `tokenizer.json: TemplateProcessing.single names sequence ${item.Sequence.id}; only A exists`,
-        );
-      }
+  for (const item of single as unknown[]) {
+    const piece = typeof item === "object" && item !== null ? item as Record<string, unknown> : {};
+    const sequence = piece.Sequence as Record<string, unknown> | undefined;
+    const special = piece.SpecialToken as Record<string, unknown> | undefined;
+    if (typeof sequence === "object" && sequence !== null) {
+      if (sequence.id !== "A") fail(`single names sequence ${describe(sequence.id)}; only A exists`);
       seenText = true;
-    } else if (item.SpecialToken) {
-      const name = String(item.SpecialToken.id);
-      const ids = specials[name]?.ids;
-      if (!Array.isArray(ids) || ids.some((id) => !Number.isInteger(id))) {
-        throw new TypeError(`tokenizer.json: TemplateProcessing uses "${name}" but special_tokens gives it no ids`);
+    } else if (typeof special === "object" && special !== null && typeof special.id === "string") {
+      const entry = (specials as Record<string, unknown>)[special.id];
+      const ids = typeof entry === "object" && entry !== null ? (entry as Record<string, unknown>).ids : undefined;
+      if (!Array.isArray(ids) || !ids.every(isTokenId)) {
+        fail(`single uses ${describe(special.id)} but special_tokens gives it no token ids`);
       }
       (seenText ? template.suffix : template.prefix).push(...(ids as number[]));
     } else {
-      throw new TypeError(
-        `tokenizer.json: TemplateProcessing item ${JSON.stringify(item)} is neither Sequence nor SpecialToken`,
-      );
+      fail(`single item ${describe(item)} is neither {"Sequence": {"id": "A"}} nor {"SpecialToken": {"id": ...}}`);
     }
   }
   return template;

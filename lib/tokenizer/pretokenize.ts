@@ -10,6 +10,8 @@
 import { toByteLevel } from "./bytelevel.ts";
 import { type ComponentJson, components, field, pattern, unsupported } from "./json.ts";
 import { compileHfPattern } from "./regex.ts";
+import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
+import { describe } from "../util/describe.ts";
 
 /**
  * Llama 3's split pattern (tokenizer.json of Llama 3 / 3.1 / 3.2, llama.cpp's "llama-bpe").
@@ -18,6 +20,8 @@ import { compileHfPattern } from "./regex.ts";
  * ```ts
  * import { LLAMA3_PATTERN } from "./pretokenize.ts";
  * import { compileHfPattern } from "./regex.ts";
+import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
+import { describe } from "../util/describe.ts";
  * "It's 12345".match(compileHfPattern(LLAMA3_PATTERN)); // ["It", "'s", " ", "123", "45"]
  * ```
  */
@@ -31,6 +35,8 @@ export const LLAMA3_PATTERN =
  * ```ts
  * import { GPT2_PATTERN } from "./pretokenize.ts";
  * import { compileHfPattern } from "./regex.ts";
+import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
+import { describe } from "../util/describe.ts";
  * "It's 12345".match(compileHfPattern(GPT2_PATTERN)); // ["It", "'s", " 12345"]
  * ```
  */
@@ -153,7 +159,10 @@ export function buildPreTokenizer(json: ComponentJson | null | undefined): PreTo
       const p = pattern(json);
       const behavior = field(json, "behavior", "string") as SplitBehavior;
       if (!BEHAVIORS.includes(behavior)) {
-        throw new TypeError(`tokenizer.json: Split.behavior "${behavior}" is not one of ${BEHAVIORS.join(", ")}`);
+        throw new TokenizerError(
+          TOKENIZER_JSON,
+          `Split.behavior ${describe(behavior)} is not one of ${BEHAVIORS.join(", ")}`,
+        );
       }
       const invert = field(json, "invert", "boolean", false);
       const re = "literal" in p ? new RegExp(RegExp.escape(p.literal), "gu") : compileHfPattern(p.regex);
@@ -211,7 +220,10 @@ function metaspace(json: ComponentJson): PreTokenizer {
   const legacy = json.add_prefix_space;
   const scheme = field(json, "prepend_scheme", "string", legacy === false ? "never" : "always");
   if (!["always", "first", "never"].includes(scheme)) {
-    throw new TypeError(`tokenizer.json: Metaspace.prepend_scheme "${scheme}" is not always, first or never`);
+    throw new TokenizerError(
+      TOKENIZER_JSON,
+      `Metaspace.prepend_scheme ${describe(scheme)} is not always, first or never`,
+    );
   }
   const split = field(json, "split", "boolean", true);
   const re = new RegExp(RegExp.escape(rep), "gu");

@@ -9,6 +9,9 @@
  * @module
  */
 
+import { describe, oneLine } from "../util/describe.ts";
+import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
+
 /**
  * Unicode White_Space, the set Oniguruma's and Rust's `\s` match, as class contents.
  *
@@ -39,7 +42,8 @@ const WORD_CLASS = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
 const SYNTAX = "^$\\.*+?()[]{}|/";
 
 /**
- * Compiles an HF (Oniguruma) pattern into a global, Unicode JavaScript RegExp.
+ * Compiles an HF (Oniguruma) pattern into a global, Unicode JavaScript
+ * RegExp; a pattern it cannot translate is a {@link TokenizerError}.
  *
  * @example
  * ```ts
@@ -60,13 +64,18 @@ export function compileHfPattern(pattern: string): RegExp {
       continue;
     }
     const e = pattern[++i];
-    if (e === undefined) throw new SyntaxError(`tokenizer regex ends in a lone backslash: ${pattern}`);
+    if (e === undefined) {
+      throw new TokenizerError(TOKENIZER_JSON, `regex ${describe(pattern)} ends in a lone backslash`);
+    }
     const cls = e === "s" || e === "S" ? WHITE_SPACE_CLASS : e === "d" || e === "D" ? DIGIT_CLASS : WORD_CLASS;
     if ("sdw".includes(e)) {
       out += inClass ? cls : `[${cls}]`;
     } else if ("SDW".includes(e)) {
       if (inClass) {
-        throw new SyntaxError(`tokenizer regex: \\${e} inside a character class is not supported: ${pattern}`);
+        throw new TokenizerError(
+          TOKENIZER_JSON,
+          `regex ${describe(pattern)}: \\${e} inside a character class is not supported`,
+        );
       }
       out += `[^${cls}]`;
     } else if (/[0-9A-Za-z]/.test(e) || SYNTAX.includes(e) || (inClass && e === "-")) {
@@ -78,6 +87,9 @@ export function compileHfPattern(pattern: string): RegExp {
   try {
     return new RegExp(out, "gu");
   } catch (err) {
-    throw new SyntaxError(`tokenizer regex ${JSON.stringify(pattern)} has no JavaScript equivalent: ${err}`);
+    throw new TokenizerError(
+      TOKENIZER_JSON,
+      `regex ${describe(pattern)} has no JavaScript equivalent (${oneLine(String(err), 120)})`,
+    );
   }
 }

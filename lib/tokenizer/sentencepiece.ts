@@ -11,6 +11,7 @@
  */
 
 import type { ComponentJson } from "./json.ts";
+import { GGUF_METADATA, TokenizerError } from "./errors.ts";
 
 /**
  * The normalizer of a SentencePiece BPE tokenizer: optional "▁" prefix, spaces -> "▁".
@@ -62,8 +63,9 @@ export function sentencePieceDecoder(addSpacePrefix: boolean): ComponentJson {
  */
 export function mergesFromScores(tokens: readonly string[], scores: ArrayLike<number>): [string, string][] {
   if (scores.length !== tokens.length) {
-    throw new RangeError(
-      `tokenizer: ${tokens.length} tokens but ${scores.length} scores; the GGUF metadata is inconsistent`,
+    throw new TokenizerError(
+      GGUF_METADATA,
+      `${tokens.length} tokens but ${scores.length} scores; the GGUF metadata is inconsistent`,
     );
   }
   // Python dict semantics: a repeated token keeps its first position, its last id and its last score.
@@ -73,11 +75,15 @@ export function mergesFromScores(tokens: readonly string[], scores: ArrayLike<nu
     ids.set(t, i);
     scoreOf.set(t, scores[i]);
   });
+  // Only splits whose two lengths are token lengths can name two tokens: a long token costs its length, not its square.
+  const lengths = new Set<number>();
+  for (const t of ids.keys()) lengths.add(Array.from(t).length);
   const found: { left: string; right: string; score: number; leftLen: number; rightLen: number }[] = [];
   for (const [token, score] of scoreOf) {
     const chars = Array.from(token);
     const local: { left: string; right: string; score: number; leftLen: number; rightLen: number }[] = [];
     for (let k = 1; k < chars.length; k++) {
+      if (!lengths.has(k) || !lengths.has(chars.length - k)) continue;
       const left = chars.slice(0, k).join("");
       const right = chars.slice(k).join("");
       if (ids.has(left) && ids.has(right)) local.push({ left, right, score, leftLen: k, rightLen: chars.length - k });

@@ -13,7 +13,15 @@ import { type AddedToken, AddedTokenMatcher, type Segment } from "./added.ts";
 import { Bpe } from "./bpe.ts";
 import { buildDecoder, type Decoder } from "./decode.ts";
 import { tokenizerSpecFromGguf } from "./from_gguf.ts";
-import type { TokenizerConfigJson, TokenizerJson } from "./json.ts";
+import {
+  checkTokenizerConfig,
+  checkTokenizerJson,
+  parseJsonText,
+  type TokenizerConfigJson,
+  type TokenizerJson,
+} from "./json.ts";
+import { GGUF_METADATA, TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, TokenizerError } from "./errors.ts";
+import { describe, oneLine } from "../util/describe.ts";
 import { buildNormalizer, type Normalizer } from "./normalize.ts";
 import { buildTemplate, type Template } from "./postprocess.ts";
 import { buildPreTokenizer, type PreTokenizer } from "./pretokenize.ts";
@@ -36,6 +44,21 @@ export interface DecodeOptions {
 export interface TokenizerOptions {
   /** Words whose ids are remembered (default 65536; 0 turns the cache off). */
   cacheCapacity?: number;
+  /** The tokenizer's file as error messages name it (default "tokenizer.json", or "GGUF metadata"). */
+  source?: string;
+  /** The tokenizer_config.json file as error messages name it (default "tokenizer_config.json"). */
+  configSource?: string;
+}
+
+/** Runs `build`, renaming the placeholder file names of its TokenizerErrors to the real ones. */
+function named<T>(build: () => T, names: Record<string, string | undefined>): T {
+  try {
+    return build();
+  } catch (e) {
+    const name = e instanceof TokenizerError ? names[e.source] : undefined;
+    if (name === undefined || name === (e as TokenizerError).source) throw e;
+    throw new TokenizerError(name, (e as TokenizerError).problem, { cause: (e as TokenizerError).cause });
+  }
 }
 
 /** Special ids and template chosen by whoever built the tokenizer. */
@@ -91,19 +114,16 @@ export class Tokenizer {
     specials: (t: (token: string) => number | undefined) => Specials,
     options: TokenizerOptions,
   ) {
-    const model = json.model;
-    if (!model || (model.type !== undefined && model.type !== "BPE")) {
-      throw new Error(`tokenizer.json: model type "${model?.type}" is not supported; lorac reads BPE tokenizers`);
-    }
+    const model = checkTokenizerJson(json).model;
+    const fail = (problem: string): never => {
+      throw new TokenizerError(TOKENIZER_JSON, problem);
+    };
     if (model.continuing_subword_prefix || model.end_of_word_suffix) {
-      throw new Error("tokenizer.json: BPE with continuing_subword_prefix / end_of_word_suffix is not supported");
+      fail("BPE with continuing_subword_prefix / end_of_word_suffix is not supported");
     }
-    if (model.dropout) {
-      throw new Error(`tokenizer.json: BPE dropout ${model.dropout} makes encoding random; set it to null`);
-    }
+    if (model.dropout) fail(`BPE dropout ${model.dropout} makes encoding random; set it to null`);
     const vocab = new Map<string, number>();
-    for (const token in model.vocab) vocab.set(token, model.vocab[token]);
-    if (!Array.isArray(model.merges)) throw new TypeError("tokenizer.json: model.merges should be a list");
+    for (const token in model.vocab) if (Object.hasOwn(model.vocab, token)) vocab.set(token, model.vocab[token]);
     this.#bpe = new Bpe({
       vocab,
       merges: model.merges,
@@ -147,6 +167,10 @@ export class Tokenizer {
     this.vocabSize = this.#idToToken.length;
 
     const s = specials((token) => added.find((t) => t.content === token)?.id ?? vocab.get(token));
+    // encode's output must decode: every id the template adds is a token.
+    for (const id of [...s.template.prefix, ...s.template.suffix]) {
+      if (this.#idToToken[id] === undefined) fail(`post_processor adds id ${id}, which is not a token`);
+    }
     this.bosId = s.bosId;
     this.eosId = s.eosId;
     this.padId = s.padId;
@@ -154,7 +178,8 @@ export class Tokenizer {
   }
 
   /**
-   * Reads a tokenizer.json and, optionally, the tokenizer_config.json beside it.
+   * Reads a tokenizer.json and, optionally, the tokenizer_config.json beside
+   * it. A file that cannot be read or used is a {@link TokenizerError} naming it.
    *
    * @example
    * ```ts ignore
@@ -170,16 +195,38 @@ export class Tokenizer {
   ): Promise<Tokenizer> {
     const read = async (path: string) => {
       try {
-        return JSON.parse(await Deno.readTextFile(path));
-      } catch (err) {
-        throw new Error(`cannot read tokenizer file ${path}: ${err instanceof Error ? err.message : err}`);
+        return await Deno.readTextFile(path);
+      } catch (e) {
+        throw new TokenizerError(path, `cannot read: ${oneLine((e as Error).message)}`, { cause: e });
       }
     };
-    return Tokenizer.fromJson(await read(tokenizerPath), configPath ? await read(configPath) : undefined, options);
+    const json = await read(tokenizerPath);
+    const config = configPath ? await read(configPath) : undefined;
+    return Tokenizer.fromText(json, config, { source: tokenizerPath, configSource: configPath, ...options });
   }
 
   /**
-   * Builds a tokenizer from parsed tokenizer.json (and tokenizer_config.json) contents.
+   * Builds a tokenizer from the text of a tokenizer.json (and of a
+   * tokenizer_config.json); errors name `options.source` and `options.configSource`.
+   *
+   * @example
+   * ```ts
+   * import { Tokenizer } from "./tokenizer.ts";
+   * const tok = Tokenizer.fromText('{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}}');
+   * tok.encode("ab"); // [2]
+   * ```
+   */
+  static fromText(json: string, config?: string, options: TokenizerOptions = {}): Tokenizer {
+    const source = options.source ?? TOKENIZER_JSON;
+    const configSource = options.configSource ?? TOKENIZER_CONFIG_JSON;
+    const parsed = parseJsonText(json, source) as TokenizerJson;
+    const parsedConfig = config === undefined ? undefined : parseJsonText(config, configSource) as TokenizerConfigJson;
+    return Tokenizer.fromJson(parsed, parsedConfig, options);
+  }
+
+  /**
+   * Builds a tokenizer from parsed tokenizer.json (and tokenizer_config.json)
+   * contents, checking their shape; errors are {@link TokenizerError}s.
    *
    * @example
    * ```ts
@@ -195,33 +242,39 @@ export class Tokenizer {
    * ```
    */
   static fromJson(json: TokenizerJson, config?: TokenizerConfigJson, options: TokenizerOptions = {}): Tokenizer {
-    return new Tokenizer(json, (lookup) => {
-      const fromJson = buildTemplate(json.post_processor);
-      const idOf = (field: "bos_token" | "eos_token" | "pad_token") => {
-        const v = config?.[field];
-        if (v === undefined || v === null) return undefined;
-        const text = typeof v === "string" ? v : v.content;
-        const id = lookup(text);
-        if (id === undefined) {
-          throw new Error(`tokenizer_config.json: ${field} "${text}" is not a token of tokenizer.json`);
-        }
-        return id;
-      };
-      const bosId = idOf("bos_token") ?? fromJson.prefix[0];
-      const eosId = idOf("eos_token");
-      const pick = (flag: boolean | undefined, id: number | undefined, name: string, fallback: number[]) => {
-        if (flag === undefined) return fallback;
-        if (flag && id === undefined) {
-          throw new Error(`tokenizer_config.json sets add_${name}_token but names no ${name}_token`);
-        }
-        return flag ? [id!] : [];
-      };
-      const template = {
-        prefix: pick(config?.add_bos_token, bosId, "bos", fromJson.prefix),
-        suffix: pick(config?.add_eos_token, eosId, "eos", fromJson.suffix),
-      };
-      return { bosId, eosId, padId: idOf("pad_token"), template };
-    }, options);
+    const names = { [TOKENIZER_JSON]: options.source, [TOKENIZER_CONFIG_JSON]: options.configSource };
+    return named(() => {
+      const settings = config === undefined ? undefined : checkTokenizerConfig(config);
+      return new Tokenizer(json, (lookup) => {
+        const fromJson = buildTemplate(json.post_processor);
+        const idOf = (field: "bos_token" | "eos_token" | "pad_token") => {
+          const text = settings?.[field];
+          if (text === undefined || text === null) return undefined;
+          const id = lookup(typeof text === "string" ? text : text.content);
+          if (id === undefined) {
+            throw new TokenizerError(
+              TOKENIZER_CONFIG_JSON,
+              `${field} ${describe(text)} is not a token of the tokenizer.json beside it`,
+            );
+          }
+          return id;
+        };
+        const bosId = idOf("bos_token") ?? fromJson.prefix[0];
+        const eosId = idOf("eos_token");
+        const pick = (flag: boolean | undefined, id: number | undefined, name: string, fallback: number[]) => {
+          if (flag === undefined) return fallback;
+          if (flag && id === undefined) {
+            throw new TokenizerError(TOKENIZER_CONFIG_JSON, `sets add_${name}_token but names no ${name}_token`);
+          }
+          return flag ? [id!] : [];
+        };
+        const template = {
+          prefix: pick(settings?.add_bos_token, bosId, "bos", fromJson.prefix),
+          suffix: pick(settings?.add_eos_token, eosId, "eos", fromJson.suffix),
+        };
+        return { bosId, eosId, padId: idOf("pad_token"), template };
+      }, options);
+    }, names);
   }
 
   /**
@@ -229,6 +282,8 @@ export class Tokenizer {
    * model "gpt2" or "llama", tokens, merges or scores, token_type, pre,
    * bos/eos/padding ids, add_bos_token, add_space_prefix), given as a plain
    * object or a Map (numbers may be bigints, numeric lists typed arrays).
+   * Metadata that does not describe a usable tokenizer is a
+   * {@link TokenizerError} naming `options.source` (default "GGUF metadata").
    *
    * @example
    * ```ts
@@ -247,23 +302,30 @@ export class Tokenizer {
     metadata: Record<string, unknown> | ReadonlyMap<string, unknown>,
     options: TokenizerOptions = {},
   ): Tokenizer {
-    const spec = tokenizerSpecFromGguf(
-      metadata instanceof Map ? Object.fromEntries(metadata) : metadata as Record<string, unknown>,
-    );
-    return new Tokenizer(spec.json, () => {
-      const need = (flag: boolean, id: number | undefined, name: string) => {
-        if (flag && id === undefined) {
-          throw new Error(`GGUF metadata sets add_${name}_token but has no ${name}_token_id`);
-        }
-        return flag ? [id!] : [];
-      };
-      return {
-        bosId: spec.bosId,
-        eosId: spec.eosId,
-        padId: spec.padId,
-        template: { prefix: need(spec.addBos, spec.bosId, "bos"), suffix: need(spec.addEos, spec.eosId, "eos") },
-      };
-    }, options);
+    // Components built from the metadata report under tokenizer.json's name: they are the GGUF's too.
+    const names = { [GGUF_METADATA]: options.source, [TOKENIZER_JSON]: options.source ?? GGUF_METADATA };
+    return named(() => {
+      const spec = tokenizerSpecFromGguf(
+        metadata instanceof Map ? Object.fromEntries(metadata) : metadata as Record<string, unknown>,
+      );
+      return new Tokenizer(spec.json, () => {
+        const need = (flag: boolean, id: number | undefined, name: string) => {
+          if (flag && id === undefined) {
+            throw new TokenizerError(
+              GGUF_METADATA,
+              `tokenizer.ggml.add_${name}_token is true but tokenizer.ggml.${name}_token_id is missing`,
+            );
+          }
+          return flag ? [id!] : [];
+        };
+        return {
+          bosId: spec.bosId,
+          eosId: spec.eosId,
+          padId: spec.padId,
+          template: { prefix: need(spec.addBos, spec.bosId, "bos"), suffix: need(spec.addEos, spec.eosId, "eos") },
+        };
+      }, options);
+    }, names);
   }
 
   /** Token ids of `text`. */

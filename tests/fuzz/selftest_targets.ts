@@ -1,0 +1,48 @@
+/**
+ * A target with planted faults, to show that the runner catches each kind of
+ * failure with the seed that replays it: an input's first byte picks the
+ * outcome (accept, a clean refusal, a leaked TypeError, a two-line message, a
+ * message without the file name, accepted garbage, an endless loop).
+ *
+ * @module
+ */
+
+import type { Rng } from "../reference/random.ts";
+import { invariant } from "./oracle.ts";
+import type { FuzzTarget } from "./targets.ts";
+
+/** The refusal the planted target may use. */
+export class PlantedError extends Error {}
+
+/** What each first byte does. */
+export const PLANTED = ["ok", "refused", "leak", "two lines", "no file name", "invariant", "hang"] as const;
+
+/** The planted target, under the name "planted". */
+export const TARGETS: Readonly<Record<string, FuzzTarget>> = {
+  planted: {
+    name: "planted",
+    errors: [PlantedError],
+    paths: ["planted.bin"],
+    seeds: () => Promise.resolve(null),
+    // Hangs are rare: each costs the runner a time-out and a fresh worker.
+    mutate: (rng: Rng) => new Uint8Array([rng.next() < 0.05 ? 6 : rng.int(0, 5)]),
+    run: (input) => {
+      switch (PLANTED[input[0]]) {
+        case "refused":
+          throw new PlantedError("planted.bin: refused");
+        case "leak":
+          return Promise.resolve().then(() => (null as unknown as { x: number }).x).then(() => {});
+        case "two lines":
+          throw new PlantedError("planted.bin: first\nsecond");
+        case "no file name":
+          throw new PlantedError("refused");
+        case "invariant":
+          invariant(false, "garbage accepted");
+          break;
+        case "hang":
+          for (;;) { /* a parser that never returns */ }
+      }
+      return Promise.resolve();
+    },
+  },
+};
