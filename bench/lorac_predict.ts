@@ -28,6 +28,8 @@ export interface LoracPredictConfig {
   /** The label set, in order. */
   labels: string[];
   decode: DecodeMode;
+  /** How the frozen base is stored: "nf4" (lorac's default), "f32" or "bf16". */
+  baseDtype: "nf4" | "f32" | "bf16";
   threads: number;
   maxSeqLength: number;
   /** predict's batch_tokens. */
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
     saveCsv: null,
     labels: config.labels,
     decode: config.decode,
+    baseDtype: config.baseDtype,
     maxSeqLength: config.maxSeqLength,
     batchTokens: config.batchTokens,
     device: "cpu",

@@ -32,6 +32,20 @@ def load_gguf_tokenizer(gguf):
 
 
 def maxrss_bytes():
-    """This process's peak resident set so far, in bytes."""
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak resident set so far, in bytes: VmHWM where /proc has it.
+
+    Not getrusage's ru_maxrss there: a process started by fork and exec keeps
+    the parent's peak in it (Linux carries the forked copy's high-water mark
+    over the exec), so a side spawned by a big Deno process would report the
+    parent's size. VmHWM belongs to the exec'd image alone.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    # ru_maxrss is in KiB on Linux, bytes on macOS (which has no /proc).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
