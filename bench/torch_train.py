@@ -20,9 +20,10 @@ Prints one JSON line: per-step wall and CPU seconds, tokens and losses, maxrss, 
 
 import json
 import os
-import resource
 import sys
 import time
+
+from torch_gguf import maxrss_bytes
 
 
 def fail_json(reason):
@@ -110,8 +111,7 @@ def main():
                 "loss": out.loss.item(),
             }
         )
-    # ru_maxrss is in KiB on Linux.
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    maxrss = maxrss_bytes()  # VmHWM: ru_maxrss would carry the spawning Deno process's peak
     print(
         json.dumps(
             {
