@@ -11,7 +11,7 @@ import { parseCsv } from "../lib/data/csv.ts";
 import { runFuzz } from "./fuzz/runner.ts";
 import { TARGETS } from "./fuzz/targets.ts";
 import { caseSeed } from "./fuzz/case_seed.ts";
-import { FIXTURES, FOUND_AT, readFixtures } from "./fuzz/regressions.ts";
+import { FIXTURES, FOUND_AT, readFixtures, RECIPES } from "./fuzz/regressions.ts";
 import { PLANTED, TARGETS as PLANTED_TARGETS } from "./fuzz/selftest_targets.ts";
 import { Rng } from "./reference/random.ts";
 
@@ -23,7 +23,10 @@ const PLANTED_SEED = 0;
 const fixtures = await readFixtures();
 
 for (const name of Object.keys(TARGETS)) {
-  const kept = fixtures.get(name) ?? [];
+  const kept = [
+    ...(fixtures.get(name) ?? []),
+    ...RECIPES.filter(([t]) => t === name).map(([, file, , build]) => ({ file, input: build() })),
+  ];
   const found = FOUND_AT.filter(([t]) => t === name).map(([, seed]) => seed);
   Deno.test(
     `fuzz: ${name}: its ${kept.length + found.length} regression cases and ${CASES} mutated inputs are each ` +

@@ -252,23 +252,14 @@ function parseRopeScaling(rope: Record<string, unknown>, fail: (problem: string)
       return { type: "none" };
     case "linear":
       return { type: "linear", factor: num("factor") };
-    case "llama3": {
-      const scaling = {
+    case "llama3":
+      return {
         type: "llama3",
         factor: num("factor"),
         lowFreqFactor: num("low_freq_factor"),
         highFreqFactor: num("high_freq_factor"),
         originalMaxPositionEmbeddings: num("original_max_position_embeddings"),
-      } as const;
-      // The rule blends between the two wavelengths; equal or swapped factors divide by zero or invert it.
-      if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) {
-        fail(
-          `rope_scaling "llama3" needs high_freq_factor > low_freq_factor, got ${scaling.highFreqFactor} and ` +
-            `${scaling.lowFreqFactor}`,
-        );
-      }
-      return scaling;
-    }
+      };
     default:
       return fail(
         `rope_scaling type ${describe(type)} is not supported (lorac implements none, linear and llama3)`,

@@ -87,9 +87,14 @@ const PREFIX = "base_model.model.";
 function patternValue(patterns: Readonly<Record<string, number>> | undefined, module: string): number | undefined {
   if (!patterns) return undefined;
   for (const [key, value] of Object.entries(patterns)) {
-    if (new RegExp(`^(.*\\.)?(${key})$`).test(module)) return value;
+    if (patternRegExp(key).test(module)) return value;
   }
   return undefined;
+}
+
+/** PEFT's match of a rank_pattern / alpha_pattern key: the key as a regex over a dot-bounded suffix. */
+function patternRegExp(key: string): RegExp {
+  return new RegExp(`^(.*\\.)?(${key})$`);
 }
 
 /**
@@ -279,6 +284,12 @@ export function parseAdapterConfig(path: string, text: string): PeftLoraConfig {
     for (const [k, n] of entries) {
       if (typeof n !== "number" || !(n > 0)) {
         fail(`${key}[${describe(k)}] must be a positive number, got ${describe(n)}`);
+      }
+      // PEFT matches each key as a regex against module names; one that does not compile matches nothing it meant.
+      try {
+        patternRegExp(k);
+      } catch {
+        fail(`${key} key ${describe(k)} is not a valid regular expression; escape it or fix the adapter config`);
       }
     }
     return entries.length > 0 ? v as Record<string, number> : undefined;

@@ -135,7 +135,8 @@ export function mutateSafetensors(rng: Rng, bytes: Uint8Array): Uint8Array {
     const cut = ends.length > 0 && rng.next() < 0.7
       ? pick(rng, ends) + rng.int(-1, 1)
       : rng.int(0, parts.data.length + 8);
-    const data = new Uint8Array(Math.max(0, cut));
+    // Offsets may be huge after earlier rounds: grow by a little at most.
+    const data = new Uint8Array(Math.max(0, Math.min(Number.isFinite(cut) ? cut : 0, parts.data.length + 64)));
     data.set(parts.data.subarray(0, data.length));
     return join(header, data);
   }

@@ -113,6 +113,7 @@ function roundTrip(tok: Tokenizer): void {
 
 /** A parsed config's sizes fit together, and its RoPE frequencies are finite and positive. */
 function checkConfig(c: LlamaConfig): void {
+  invariant(["LlamaForCausalLM", "MistralForCausalLM"].includes(c.architecture), `architecture ${c.architecture}`);
   for (const [k, v] of Object.entries(c)) {
     if (typeof v === "number" && k !== "rmsNormEps" && k !== "ropeTheta") {
       invariant(Number.isSafeInteger(v) && v >= 0, `${k} = ${v}`);
@@ -123,6 +124,8 @@ function checkConfig(c: LlamaConfig): void {
     `heads ${c.numHeads}/${c.numKvHeads}, ${c.headDim}`,
   );
   invariant(c.rmsNormEps > 0 && c.ropeTheta > 0, "eps and theta must be positive");
+  // Wider heads exist in no model; RoPE tables (and KV caches) sized from them are gigabytes.
+  invariant(c.headDim <= 1024, `head_dim ${c.headDim}`);
   const freqs = ropeInverseFrequencies(c);
   invariant(freqs.every((f) => Number.isFinite(f) && f > 0), `RoPE frequencies ${freqs.slice(0, 4)}`);
 }
