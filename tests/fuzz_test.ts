@@ -71,7 +71,7 @@ Deno.test("fuzz: CSV rows keep their line numbers after multi-byte characters an
   }
 });
 
-Deno.test("fuzz: the runner reports leaks, bad messages, accepted garbage and hangs, each with its seed", async () => {
+Deno.test("fuzz: the runner reports leaks, bad messages, accepted garbage, memory hogs and hangs, with their seeds", async () => {
   const module = new URL("./fuzz/selftest_targets.ts", import.meta.url).href;
   const seed = PLANTED_SEED, cases = 30;
   const planted = PLANTED_TARGETS.planted;
@@ -88,6 +88,7 @@ Deno.test("fuzz: the runner reports leaks, bad messages, accepted garbage and ha
     "two lines": /^message: PlantedError message spans several lines/,
     "no file name": /^message: PlantedError message does not start with the file name \(planted\.bin\)/,
     invariant: /^invariant: garbage accepted/,
+    hog: /^memory: 10\d\d MB allocated for an input of 1 bytes/,
     hang: /^timeout: the case ran longer than 300 ms/,
   };
   for (const [kind, what] of Object.entries(expected)) {

@@ -212,7 +212,15 @@ function nesting(v: unknown): number {
   return deepest;
 }
 
-/** Whether `v` can be a token id. */
+/**
+ * Whether `v` can be a token id: an integer from 0 to 2^31 - 1.
+ *
+ * @example
+ * ```ts
+ * import { isTokenId } from "./json.ts";
+ * [isTokenId(5), isTokenId(-1), isTokenId(1.5), isTokenId(2 ** 31)]; // [true, false, false, false]
+ * ```
+ */
 export function isTokenId(v: unknown): v is number {
   return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_ID;
 }

@@ -9,7 +9,7 @@
 
 import { toByteLevel } from "./bytelevel.ts";
 import { type ComponentJson, components, field, pattern, unsupported } from "./json.ts";
-import { compileHfPattern } from "./regex.ts";
+import { compileHfPattern, literalRegExp } from "./regex.ts";
 import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
 import { describe } from "../util/describe.ts";
 
@@ -19,7 +19,7 @@ import { describe } from "../util/describe.ts";
  * @example
  * ```ts
  * import { LLAMA3_PATTERN } from "./pretokenize.ts";
- * import { compileHfPattern } from "./regex.ts";
+ * import { compileHfPattern, literalRegExp } from "./regex.ts";
 import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
 import { describe } from "../util/describe.ts";
  * "It's 12345".match(compileHfPattern(LLAMA3_PATTERN)); // ["It", "'s", " ", "123", "45"]
@@ -34,7 +34,7 @@ export const LLAMA3_PATTERN =
  * @example
  * ```ts
  * import { GPT2_PATTERN } from "./pretokenize.ts";
- * import { compileHfPattern } from "./regex.ts";
+ * import { compileHfPattern, literalRegExp } from "./regex.ts";
 import { TOKENIZER_JSON, TokenizerError } from "./errors.ts";
 import { describe } from "../util/describe.ts";
  * "It's 12345".match(compileHfPattern(GPT2_PATTERN)); // ["It", "'s", " 12345"]
@@ -165,7 +165,7 @@ export function buildPreTokenizer(json: ComponentJson | null | undefined): PreTo
         );
       }
       const invert = field(json, "invert", "boolean", false);
-      const re = "literal" in p ? new RegExp(RegExp.escape(p.literal), "gu") : compileHfPattern(p.regex);
+      const re = "literal" in p ? literalRegExp(p.literal) : compileHfPattern(p.regex);
       return (text, _atStart, out) => splitOnPattern(text, re, behavior, invert, out);
     }
     case "ByteLevel": {
@@ -226,7 +226,7 @@ function metaspace(json: ComponentJson): PreTokenizer {
     );
   }
   const split = field(json, "split", "boolean", true);
-  const re = new RegExp(RegExp.escape(rep), "gu");
+  const re = literalRegExp(rep);
   return (text, atStart, out) => {
     text = text.replaceAll(" ", rep);
     if (!text.startsWith(rep) && (scheme === "always" || (scheme === "first" && atStart))) text = rep + text;

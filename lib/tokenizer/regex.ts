@@ -85,11 +85,40 @@ export function compileHfPattern(pattern: string): RegExp {
     }
   }
   try {
-    return new RegExp(out, "gu");
+    return compiled(new RegExp(out, "gu"));
   } catch (err) {
     throw new TokenizerError(
       TOKENIZER_JSON,
       `regex ${describe(pattern)} has no JavaScript equivalent (${oneLine(String(err), 120)})`,
+    );
+  }
+}
+
+/** `re`, compiled now: V8 compiles on first use, and only then finds a pattern too large. */
+function compiled(re: RegExp): RegExp {
+  re.test("");
+  re.lastIndex = 0;
+  return re;
+}
+
+/**
+ * A global, Unicode RegExp matching `text` literally (a Split's String
+ * pattern, Metaspace's replacement); a literal too long for a RegExp is a
+ * {@link TokenizerError} naming it.
+ *
+ * @example
+ * ```ts
+ * import { literalRegExp } from "./regex.ts";
+ * "a.b.c".split(literalRegExp(".")); // ["a", "b", "c"]
+ * ```
+ */
+export function literalRegExp(text: string): RegExp {
+  try {
+    return compiled(new RegExp(RegExp.escape(text), "gu"));
+  } catch (err) {
+    throw new TokenizerError(
+      TOKENIZER_JSON,
+      `pattern ${describe(text, 40)} (${text.length} characters) is too long to match (${oneLine(String(err), 60)})`,
     );
   }
 }

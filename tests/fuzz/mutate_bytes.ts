@@ -104,6 +104,13 @@ function remove(bytes: Uint8Array, from: number, to: number): Uint8Array {
 /**
  * An integer field's new value: an interesting constant, or the old value
  * nudged (±1, doubled, negated), as a little-endian unsigned of `size` bytes.
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "../reference/random.ts";
+ * import { interestingInt } from "./mutate_bytes.ts";
+ * interestingInt(new Rng(1), 100n, 4) < 2n ** 32n; // true
+ * ```
  */
 export function interestingInt(rng: Rng, old: bigint, size: 4 | 8): bigint {
   const mask = (1n << BigInt(size * 8)) - 1n;

@@ -3,8 +3,9 @@
  * input (and what it returned is self-consistent), or it refused it with one
  * of the project's own error classes whose message is one line, names the
  * file and is short. Anything else is a failure: an error class leaking from
- * inside (TypeError, RangeError, SyntaxError, ...), a malformed message, or
- * an accepted input whose result breaks an invariant.
+ * inside (TypeError, RangeError, SyntaxError, ...), a malformed message, an
+ * accepted input whose result breaks an invariant, or (checked by the worker)
+ * a case that allocates hundreds of megabytes.
  *
  * @module
  */
@@ -14,7 +15,15 @@ import { oneLine } from "../../lib/util/describe.ts";
 /** A class of errors a parser may refuse an input with. */
 export type ErrorClass = abstract new (...args: never[]) => Error;
 
-/** Thrown by a target when a parse succeeded but its result is inconsistent (accepted garbage). */
+/**
+ * Thrown by a target when a parse succeeded but its result is inconsistent (accepted garbage).
+ *
+ * @example
+ * ```ts
+ * import { InvariantError, judge } from "./oracle.ts";
+ * judge(new InvariantError("offset NaN"), [], ["a.bin"]); // { kind: "failure", what: "invariant: offset NaN" }
+ * ```
+ */
 export class InvariantError extends Error {
   /** Creates the error. */
   constructor(message: string) {
@@ -44,6 +53,13 @@ export type Verdict =
 
 /** Longest accepted message, beyond the file name. */
 export const MAX_MESSAGE = 400;
+
+/**
+ * Most memory one case may leave allocated (V8 heap and ArrayBuffers, measured
+ * after the case): inputs are at most a few MB, so more means a size was taken
+ * from a length field in the file rather than checked against the file.
+ */
+export const MAX_CASE_BYTES = 256 << 20;
 
 /** The first stack frame inside lib/ (where a leaked error came from), or the first frame. */
 function origin(e: Error): string {

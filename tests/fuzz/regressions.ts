@@ -34,6 +34,7 @@ export const FOUND_AT: readonly (readonly [string, number, string])[] = [
   ["csv", 0x21d4d00f, "a lone CR inside a LF file became a one-field record numbered after the next line"],
   ["adapter", 0x078e6f47, "SyntaxError: Invalid regular expression: /^(.*\\.)?(\\)$/ (rank_pattern key)"],
   ["adapter", 0x754a94f9, "SyntaxError: Invalid regular expression: /^(.*\\.)?([)$/ (rank_pattern key)"],
+  ["tokenizer", 0xff66f0bd, "SyntaxError: Invalid regular expression: /xxx…/: too large (a long Split String pattern)"],
 ];
 
 /**
@@ -163,6 +164,15 @@ export const RECIPES: readonly (readonly [string, string, string, () => Uint8Arr
         '"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}';
       return packParts([text(json)]);
     },
+  ],
+  [
+    "tokenizer",
+    "a Split String pattern of 70,000 characters",
+    "V8 compiles a RegExp on first use and only then finds it too large: a SyntaxError while encoding",
+    () =>
+      tokenizer({
+        pre_tokenizer: { type: "Split", pattern: { String: "x".repeat(70_000) }, behavior: "Removed", invert: false },
+      }),
   ],
   [
     "tokenizer",

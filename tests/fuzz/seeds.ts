@@ -46,7 +46,15 @@ async function viaTempDir<T>(write: (dir: string) => Promise<void>, read: (dir: 
 
 // ---- safetensors ---------------------------------------------------------------------------------------------
 
-/** Safetensors files: every dtype, scalars, empty tensors, metadata, odd layouts, stories260K's real weights. */
+/**
+ * Safetensors files: every dtype, scalars, empty tensors, metadata, odd layouts, stories260K's real weights.
+ *
+ * @example
+ * ```ts
+ * import { safetensorsSeeds } from "./seeds.ts";
+ * (await safetensorsSeeds()).length; // 4, 6 with ../shared/models
+ * ```
+ */
 export async function safetensorsSeeds(): Promise<Uint8Array[]> {
   const seeds: Uint8Array[] = await viaTempDir(async (dir) => {
     await writeSafetensors(`${dir}/a`, { w: { dtype: "F32", shape: [2, 3], data: new Float32Array(6).fill(0.5) } }, {
@@ -189,7 +197,15 @@ function byteLevelVocab(): { tokens: string[]; types: number[]; merges: string[]
   return { tokens, types: tokens.map((t) => (t.startsWith("<|") ? 3 : 1)), merges };
 }
 
-/** GGUF files: tiny Llamas with a gpt2 and a SentencePiece tokenizer, every value and ggml type, stories260K. */
+/**
+ * GGUF files: tiny Llamas with a gpt2 and a SentencePiece tokenizer, every value and ggml type, stories260K.
+ *
+ * @example
+ * ```ts
+ * import { ggufSeeds } from "./seeds.ts";
+ * (await ggufSeeds())[0].kvs.length > 0; // true
+ * ```
+ */
 export async function ggufSeeds(): Promise<GgufSpec[]> {
   const seeds: GgufSpec[] = [];
   const small = { hidden: 32, layers: 1, heads: 4, kvHeads: 2, ffn: 64 };
@@ -389,7 +405,15 @@ async function llama3Slice(): Promise<TokenizerSeed | null> {
   return { json, config: JSON.stringify(config, null, 2) };
 }
 
-/** tokenizer.json files: byte-level BPE, Llama 3's, SentencePiece (stories260K), Metaspace, a minimal one. */
+/**
+ * tokenizer.json files: byte-level BPE, Llama 3's, SentencePiece (stories260K), Metaspace, a minimal one.
+ *
+ * @example
+ * ```ts
+ * import { tokenizerSeeds } from "./seeds.ts";
+ * (await tokenizerSeeds())[1].json; // the minimal one
+ * ```
+ */
 export async function tokenizerSeeds(): Promise<TokenizerSeed[]> {
   const bl = byteLevelVocab();
   const vocab = Object.fromEntries(bl.tokens.map((t, i) => [t, i]));
@@ -460,7 +484,15 @@ export async function tokenizerSeeds(): Promise<TokenizerSeed[]> {
 
 // ---- CSV -----------------------------------------------------------------------------------------------------
 
-/** CSV files as the seed's data builders write them, with quoting, CRLF, a BOM, short rows and multi-label gold. */
+/**
+ * CSV files as the seed's data builders write them, with quoting, CRLF, a BOM, short rows and multi-label gold.
+ *
+ * @example
+ * ```ts
+ * import { csvSeeds } from "./seeds.ts";
+ * csvSeeds()[0].split("\n")[0]; // "title,abstract,label_name"
+ * ```
+ */
 export function csvSeeds(): string[] {
   return [
     "title,abstract,label_name\n" +
@@ -502,7 +534,15 @@ function loraModules(rng: Rng, names: string[], r: number): PeftAdapter["modules
   }));
 }
 
-/** PEFT adapters written by lorac's writer: plain, with rank/alpha patterns and rsLoRA, with a regex target. */
+/**
+ * PEFT adapters written by lorac's writer: plain, with rank/alpha patterns and rsLoRA, with a regex target.
+ *
+ * @example
+ * ```ts
+ * import { adapterSeeds } from "./seeds.ts";
+ * (await adapterSeeds()).length; // 3
+ * ```
+ */
 export async function adapterSeeds(): Promise<AdapterSeed[]> {
   const rng = new Rng(11);
   const adapters: PeftAdapter[] = [
@@ -570,7 +610,15 @@ export async function adapterSeeds(): Promise<AdapterSeed[]> {
 
 // ---- config.json ---------------------------------------------------------------------------------------------
 
-/** config.json files: stories260K's real one, Llama 3.2 (llama3 RoPE), TinyLlama, SmolLM2, Mistral, transformers 5. */
+/**
+ * config.json files: stories260K's real one, Llama 3.2 (llama3 RoPE), TinyLlama, SmolLM2, Mistral, transformers 5.
+ *
+ * @example
+ * ```ts
+ * import { configSeeds } from "./seeds.ts";
+ * JSON.parse((await configSeeds())[0]).num_hidden_layers; // 16 (Llama 3.2 1B)
+ * ```
+ */
 export async function configSeeds(): Promise<string[]> {
   const stories = await sharedFile("stories260K/hf/config.json");
   const llama32 = {

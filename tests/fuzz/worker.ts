@@ -11,7 +11,7 @@
 
 import { Rng } from "../reference/random.ts";
 import { type CasePlan, seedOfCase } from "./case_seed.ts";
-import { judge } from "./oracle.ts";
+import { judge, MAX_CASE_BYTES, type Verdict } from "./oracle.ts";
 import type { FuzzTarget } from "./targets.ts";
 
 /** A request from the runner: run cases [from, to) of a target. */
@@ -74,6 +74,12 @@ async function load(module: string, name: string): Promise<{ target: FuzzTarget;
   return entry;
 }
 
+/** Bytes this isolate holds now: its heap and its ArrayBuffers. */
+function allocated(): number {
+  const m = Deno.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
 /** Copies `input` into the stash (an empty stash when it does not fit). */
 function stashInput(stash: SharedArrayBuffer, input: Uint8Array): void {
   const fits = input.length + 4 <= stash.byteLength;
@@ -122,6 +128,7 @@ async function run(req: WorkerRequest): Promise<void> {
       continue;
     }
     stashInput(req.stash, input);
+    const before = allocated();
     const start = performance.now();
     let thrown: unknown = undefined;
     try {
@@ -131,7 +138,10 @@ async function run(req: WorkerRequest): Promise<void> {
     }
     const ms = performance.now() - start;
     if (ms > delta.maxCaseMs) delta.maxCaseMs = ms, delta.maxCaseIndex = i;
-    const verdict = judge(thrown, target.errors, target.paths);
+    const grown = allocated() - before;
+    const verdict: Verdict = grown > MAX_CASE_BYTES
+      ? { kind: "failure", what: `memory: ${grown >> 20} MB allocated for an input of ${input.length} bytes` }
+      : judge(thrown, target.errors, target.paths);
     delta.cases++;
     if (verdict.kind === "ok") delta.ok++;
     else if (verdict.kind === "refused") delta.refused[verdict.cls] = (delta.refused[verdict.cls] ?? 0) + 1;
