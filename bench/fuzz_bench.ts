@@ -1,8 +1,9 @@
 /**
  * Fuzzes every input parser lorac has (tests/fuzz/targets.ts): safetensors,
  * GGUF (with its Llama view and its tokenizer), tokenizer.json, CSV (with the
- * examples and labels made from it), PEFT adapters and config.json — by
- * default 100,000 mutated inputs each, every case under a time limit.
+ * examples and labels made from it), PEFT adapters and config.json — the
+ * small seeds cut at every interesting offset, then by default 100,000
+ * mutated inputs each, every case under a CPU-time limit.
  *
  *   deno task bench:fuzz                                  100,000 cases per parser, a fresh seed
  *   deno task bench:fuzz --cases 20000 --seconds 120 --targets csv,gguf --seed 7 --save
@@ -91,8 +92,11 @@ async function main(): Promise<void> {
   console.log(`fuzz: ${cases} cases per parser, seed ${seed}${seconds ? `, at most ${seconds} s each` : ""}`);
   const reports: FuzzReport[] = [];
   for (const target of names) {
+    // The seeds cut at every interesting offset first, then the random cases.
+    const sweep = TARGETS[target].sweep(await TARGETS[target].seeds());
     const report = await runFuzz({
       target,
+      inputs: sweep,
       cases,
       seed,
       seconds,

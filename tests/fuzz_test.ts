@@ -23,13 +23,15 @@ const PLANTED_SEED = 0;
 const fixtures = await readFixtures();
 
 for (const name of Object.keys(TARGETS)) {
+  const target = TARGETS[name];
   const kept = [
     ...(fixtures.get(name) ?? []),
     ...RECIPES.filter(([t]) => t === name).map(([, file, , build]) => ({ file, input: build() })),
+    ...target.sweep(await target.seeds()).map((input) => ({ file: `a cut of ${input.length} bytes`, input })),
   ];
   const found = FOUND_AT.filter(([t]) => t === name).map(([, seed]) => seed);
   Deno.test(
-    `fuzz: ${name}: its ${kept.length + found.length} regression cases and ${CASES} mutated inputs are each ` +
+    `fuzz: ${name}: ${kept.length + found.length} regression cases and seed cuts, ${CASES} mutated inputs: each ` +
       "accepted or refused with a one-line typed error",
     async () => {
       const r = await runFuzz({

@@ -79,6 +79,8 @@ export interface BuiltGguf {
   bytes: Uint8Array;
   /** Every integer field. */
   fields: IntField[];
+  /** The integer fields outside array elements (counts, keys, types, tensor infos). */
+  headerFields: IntField[];
   /** Offsets where sections, entries and tensors begin. */
   boundaries: number[];
 }
@@ -87,6 +89,9 @@ class Writer {
   bytes = new Uint8Array(4096);
   length = 0;
   fields: IntField[] = [];
+  /** Fields written while inside an array's elements are not header fields. */
+  inArray = 0;
+  headerFields: IntField[] = [];
   #view = new DataView(this.bytes.buffer);
 
   reserve(n: number): number {
@@ -108,14 +113,18 @@ class Writer {
     const at = this.reserve(1);
     this.bytes[at] = v;
   }
+  field(f: IntField) {
+    this.fields.push(f);
+    if (this.inArray === 0) this.headerFields.push(f);
+  }
   u32(v: number, field = true) {
     const at = this.reserve(4);
-    if (field) this.fields.push({ offset: at, size: 4 });
+    if (field) this.field({ offset: at, size: 4 });
     this.#view.setUint32(at, v >>> 0, true);
   }
   u64(v: number | bigint, field = true) {
     const at = this.reserve(8);
-    if (field) this.fields.push({ offset: at, size: 8 });
+    if (field) this.field({ offset: at, size: 8 });
     this.#view.setBigUint64(at, BigInt.asUintN(64, BigInt(v)), true);
   }
   /** Reserves n bytes, then writes them through the view (reserve may have replaced it). */
@@ -164,12 +173,14 @@ class Writer {
   value(type: number, v: unknown) {
     if (type !== VT.ARRAY) return this.scalar(type, v);
     const frames = [this.arrayHeader(v)];
+    this.inArray++;
     while (frames.length > 0) {
       const f = frames[frames.length - 1];
       if (f.i >= f.items.length) frames.pop();
       else if (f.elem === VT.ARRAY) frames.push(this.arrayHeader(f.items[f.i++]));
       else this.scalar(f.elem, f.items[f.i++]);
     }
+    this.inArray--;
   }
 }
 
@@ -225,5 +236,5 @@ export function buildGguf(spec: GgufSpec): BuiltGguf {
     boundaries.push(dataStart + p.offset);
     w.bytes.set(p.data, dataStart + p.offset);
   }
-  return { bytes: w.bytes.slice(0, w.length), fields: w.fields, boundaries };
+  return { bytes: w.bytes.slice(0, w.length), fields: w.fields, headerFields: w.headerFields, boundaries };
 }

@@ -219,3 +219,21 @@ export function mutateBytes(rng: Rng, bytes: Uint8Array, options: ByteMutationOp
     }
   }
 }
+
+/**
+ * `bytes` cut at each of `offsets` and one byte either side (every offset
+ * when none are given), each cut a fresh array: the truncations a file can
+ * suffer at the places its reader cares about.
+ *
+ * @example
+ * ```ts
+ * import { truncations } from "./mutate_bytes.ts";
+ * truncations(new Uint8Array([1, 2, 3]), [1]).map((b) => b.length); // [0, 1, 2]
+ * ```
+ */
+export function truncations(bytes: Uint8Array, offsets?: readonly number[]): Uint8Array[] {
+  const at = offsets
+    ? [...new Set(offsets.flatMap((o) => [o - 1, o, o + 1]))].filter((o) => o >= 0 && o < bytes.length)
+    : Array.from({ length: bytes.length }, (_, i) => i);
+  return at.sort((a, b) => a - b).map((o) => bytes.slice(0, o));
+}

@@ -322,3 +322,22 @@ export function mutateJson(rng: Rng, docText: string, count: number): Uint8Array
   const bytes = new TextEncoder().encode(text);
   return rng.next() < 0.15 ? mutateBytes(rng, bytes) : bytes;
 }
+
+/**
+ * The offsets (in UTF-8 bytes) of the structural characters of JSON text:
+ * where a cut leaves an object, array, key or string open.
+ *
+ * @example
+ * ```ts
+ * import { jsonOffsets } from "./mutate_json.ts";
+ * jsonOffsets('{"a": [1]}'); // [0, 1, 3, 4, 6, 8, 9]
+ * ```
+ */
+export function jsonOffsets(text: string): number[] {
+  const bytes = new TextEncoder().encode(text);
+  const out: number[] = [];
+  bytes.forEach((b, i) => {
+    if (b === 0x7b || b === 0x7d || b === 0x5b || b === 0x5d || b === 0x2c || b === 0x3a || b === 0x22) out.push(i);
+  });
+  return out;
+}

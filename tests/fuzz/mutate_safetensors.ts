@@ -143,3 +143,29 @@ export function mutateSafetensors(rng: Rng, bytes: Uint8Array): Uint8Array {
   const n = bytes.length >= 8 ? Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true)) : 0;
   return mutateBytes(rng, bytes, { boundaries: [0, 1, 7, 8, 9, 8 + n], fields: [{ offset: 0, size: 8 }] });
 }
+
+/**
+ * The offsets where a safetensors file's parts meet: inside the length
+ * prefix, the end of the header, and each tensor's first and last byte.
+ *
+ * @example
+ * ```ts
+ * import { safetensorsOffsets } from "./mutate_safetensors.ts";
+ * const json = new TextEncoder().encode('{"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}');
+ * const file = new Uint8Array(8 + json.length + 2);
+ * new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
+ * file.set(json, 8);
+ * safetensorsOffsets(file).at(-1) === file.length; // true
+ * ```
+ */
+export function safetensorsOffsets(bytes: Uint8Array): number[] {
+  const parts = split(bytes);
+  if (!parts) return [...Array(9).keys()];
+  const start = bytes.length - parts.data.length;
+  const ends = Object.values(parts.header).flatMap((t) =>
+    typeof t === "object" && t !== null && Array.isArray((t as Record<string, unknown>).data_offsets)
+      ? ((t as Record<string, unknown>).data_offsets as unknown[]).filter((o): o is number => typeof o === "number")
+      : []
+  );
+  return [...Array(9).keys(), start, ...ends.map((e) => start + e)].sort((a, b) => a - b);
+}

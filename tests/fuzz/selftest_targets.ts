@@ -28,6 +28,7 @@ export const TARGETS: Readonly<Record<string, FuzzTarget>> = {
     errors: [PlantedError],
     paths: ["planted.bin"],
     seeds: () => Promise.resolve(null),
+    sweep: () => [],
     // Hangs are rare: each costs the runner a time-out and a fresh worker.
     mutate: (rng: Rng) => new Uint8Array([rng.next() < 0.05 ? 7 : rng.int(0, 6)]),
     run: (input) => {

@@ -31,11 +31,11 @@ import { checkGold, examplesFromTable } from "../../lib/data/examples.ts";
 import { labelsFromGold } from "../../lib/data/labels.ts";
 import type { Rng } from "../reference/random.ts";
 import { buildGguf, type BuiltGguf, type GgufSpec } from "./gguf_builder.ts";
-import { mutateBytes } from "./mutate_bytes.ts";
+import { mutateBytes, truncations } from "./mutate_bytes.ts";
 import { mutateCsv } from "./mutate_csv.ts";
 import { mutateGguf } from "./mutate_gguf.ts";
-import { mutateJson } from "./mutate_json.ts";
-import { mutateSafetensors } from "./mutate_safetensors.ts";
+import { jsonOffsets, mutateJson } from "./mutate_json.ts";
+import { mutateSafetensors, safetensorsOffsets } from "./mutate_safetensors.ts";
 import { type ErrorClass, invariant } from "./oracle.ts";
 import { packParts, unpackParts } from "./parts.ts";
 import {
@@ -61,6 +61,8 @@ export interface FuzzTarget {
   seeds(): Promise<unknown>;
   /** One case's input, from the corpus and the case's generator. */
   mutate(rng: Rng, corpus: unknown): Uint8Array;
+  /** Inputs tried once each before the random cases: the small seeds cut at every interesting offset. */
+  sweep(corpus: unknown): Uint8Array[];
   /** Parses the input; resolves when it is accepted, throws when it is refused. */
   run(input: Uint8Array): Promise<void>;
 }
@@ -72,9 +74,10 @@ function target<C>(t: {
   paths: readonly string[];
   seeds: () => Promise<C>;
   mutate: (rng: Rng, corpus: C) => Uint8Array;
+  sweep: (corpus: C) => Uint8Array[];
   run: (input: Uint8Array) => Promise<void>;
 }): FuzzTarget {
-  return { ...t, mutate: (rng, corpus) => t.mutate(rng, corpus as C) };
+  return { ...t, mutate: (rng, corpus) => t.mutate(rng, corpus as C), sweep: (corpus) => t.sweep(corpus as C) };
 }
 
 function pick<T>(rng: Rng, list: readonly T[]): T {
@@ -139,6 +142,8 @@ const safetensors = target({
   errors: [SafetensorsError],
   paths: [SAFETENSORS_PATH],
   seeds: safetensorsSeeds,
+  // The small files cut at every byte (the mutators cut the real ones at their boundaries).
+  sweep: (seeds) => seeds.filter((b) => b.length <= 4096).flatMap((b) => truncations(b)),
   mutate: (rng, seeds) => {
     let bytes = pickSized(rng, seeds, (s) => s.length);
     for (let k = stack(rng); k > 0; k--) bytes = mutateSafetensors(rng, bytes);
@@ -168,6 +173,11 @@ const gguf = target({
   errors: [GgufError, LlamaConfigError, TokenizerError],
   paths: [GGUF_PATH],
   seeds: async () => (await ggufSeeds()).map((spec): [GgufSpec, BuiltGguf] => [spec, buildGguf(spec)]),
+  // Each header field's start and end and each section boundary (not every array element; not stories260K).
+  sweep: (seeds) =>
+    seeds.filter(([, b]) => b.bytes.length <= 1 << 16).flatMap(([, b]) =>
+      truncations(b.bytes, [...b.boundaries, ...b.headerFields.flatMap((f) => [f.offset, f.offset + f.size])])
+    ),
   mutate: (rng, seeds) => {
     const [spec, built] = pickSized(rng, seeds, ([, b]) => b.bytes.length);
     return mutateGguf(rng, spec, built);
@@ -219,6 +229,10 @@ const tokenizer = target({
   errors: [TokenizerError],
   paths: [TOKENIZER_PATH, TOKENIZER_CONFIG_PATH],
   seeds: tokenizerSeeds,
+  sweep: (seeds) =>
+    seeds.filter((s) => s.json.length <= 4096).flatMap((s) =>
+      truncations(new TextEncoder().encode(s.json), jsonOffsets(s.json)).map((json) => packParts([json]))
+    ),
   mutate: (rng, seeds: TokenizerSeed[]) => {
     const seed = pickSized(rng, seeds, (s) => s.json.length);
     const encode = (s: string) => new TextEncoder().encode(s);
@@ -251,6 +265,7 @@ const csv = target({
   errors: [DataError],
   paths: [CSV_PATH],
   seeds: () => Promise.resolve(csvSeeds()),
+  sweep: (seeds) => seeds.flatMap((text) => truncations(new TextEncoder().encode(text))),
   mutate: (rng, seeds) => mutateCsv(rng, pick(rng, seeds), stack(rng)),
   run: (input) => {
     const table = parseCsv(decodeUtf8(input, CSV_PATH), CSV_PATH);
@@ -283,6 +298,14 @@ const adapter = target({
   errors: [AdapterError, SafetensorsError],
   paths: [ADAPTER_CONFIG_PATH, ADAPTER_WEIGHTS_PATH],
   seeds: adapterSeeds,
+  sweep: (seeds) =>
+    seeds.flatMap((s) => {
+      const config = new TextEncoder().encode(s.config);
+      return [
+        ...truncations(config, jsonOffsets(s.config)).map((c) => packParts([c, s.weights])),
+        ...truncations(s.weights, safetensorsOffsets(s.weights)).map((w) => packParts([config, w])),
+      ];
+    }),
   mutate: (rng, seeds: AdapterSeed[]) => {
     const seed = pick(rng, seeds);
     const r = rng.next();
@@ -315,6 +338,7 @@ const config = target({
   errors: [LlamaConfigError],
   paths: [CONFIG_PATH],
   seeds: configSeeds,
+  sweep: (seeds) => seeds.flatMap((text) => truncations(new TextEncoder().encode(text), jsonOffsets(text))),
   mutate: (rng, seeds) => mutateJson(rng, pick(rng, seeds), stack(rng)),
   run: (input) => {
     checkConfig(parseLlamaConfigText(lossy.decode(input), CONFIG_PATH));
