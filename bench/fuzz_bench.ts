@@ -25,7 +25,7 @@
 import { parseArgs } from "node:util";
 import { type FuzzReport, runFuzz } from "../tests/fuzz/runner.ts";
 import { TARGETS } from "../tests/fuzz/targets.ts";
-import { caseSeed } from "../tests/fuzz/case_seed.ts";
+import { caseSeed, seedOfCase } from "../tests/fuzz/case_seed.ts";
 import { judge } from "../tests/fuzz/oracle.ts";
 import { minimize } from "../tests/fuzz/minimize.ts";
 import { Rng } from "../tests/reference/random.ts";
@@ -104,6 +104,11 @@ async function main(): Promise<void> {
       onProgress: (done) => Deno.stdout.writeSync(new TextEncoder().encode(`\r${target}: ${done} cases`)),
     });
     console.log(`\r${row(report)}`);
+    const slowest = report.maxCaseIndex >= 0 ? seedOfCase({ seed, cases, inputs: sweep }, report.maxCaseIndex) : -2;
+    if (slowest >= -1) {
+      const which = slowest >= 0 ? `seed 0x${hex(slowest)}` : `seed cut ${report.maxCaseIndex}`;
+      console.log(`  slowest: case ${report.maxCaseIndex} (${which}), ${report.maxCaseMs.toFixed(0)} ms`);
+    }
     reports.push(report);
     for (const failure of report.failures) {
       const seedText = failure.seed >= 0 ? `seed 0x${hex(failure.seed)}` : "replayed input";

@@ -54,7 +54,11 @@ function anyValue(rng: Rng): { type: number; value: unknown } {
 }
 
 /** An array's items changed: cut, grown, of the wrong element type, nested deep, or one very long string. */
-function mutateArray(rng: Rng, a: GgufArraySpec): GgufArraySpec {
+function mutateArray(rng: Rng, value: unknown): GgufArraySpec {
+  // A value whose type an earlier round changed to ARRAY is not an array spec yet.
+  const a = typeof value === "object" && value !== null && "items" in value
+    ? value as GgufArraySpec
+    : { elem: VT.U8, items: [] };
   const items = [...a.items];
   switch (rng.int(0, 5)) {
     case 0:
@@ -90,7 +94,7 @@ function mutateKvs(rng: Rng, kvs: GgufKvSpec[]): void {
     case 1:
     case 2:
       if (!kv) return;
-      if (kv.type === VT.ARRAY) kvs[i] = { ...kv, value: mutateArray(rng, kv.value as GgufArraySpec) };
+      if (kv.type === VT.ARRAY) kvs[i] = { ...kv, value: mutateArray(rng, kv.value) };
       else if (kv.type === VT.STRING) kvs[i] = { ...kv, value: pick(rng, STRINGS) };
       else {kvs[i] = {
           ...kv,
