@@ -18,10 +18,9 @@
 
 import assert from "node:assert/strict";
 import { writePeftAdapter } from "../lib/formats/peft_adapter.ts";
-import { tokenizerSpecFromGguf } from "../lib/tokenizer/from_gguf.ts";
+import { storiesHfFolder } from "./reference/stories_tokenizer.ts";
 
 const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
-const STORIES = new URL("../../shared/models/stories260K/", import.meta.url).pathname;
 
 interface Run {
   code: number;
@@ -66,34 +65,6 @@ async function tree(dir: string): Promise<string[] | null> {
   };
   await walk("");
   return found.sort();
-}
-
-/** stories260K as a complete Hugging Face folder, with a tokenizer.json built from llama2.c's tok512.bin. */
-async function storiesFolder(model: string): Promise<void> {
-  const bin = await Deno.readFile(`${STORIES}/tok512.bin`);
-  const view = new DataView(bin.buffer);
-  const tokens: string[] = [], scores: number[] = [];
-  for (let i = 0, at = 4; i < 512; i++) {
-    scores.push(view.getFloat32(at, true));
-    const len = view.getInt32(at + 4, true);
-    tokens.push(new TextDecoder().decode(bin.subarray(at + 8, at + 8 + len)).replaceAll(" ", "▁"));
-    at += 8 + len;
-  }
-  tokens.splice(0, 3, "<unk>", "<s>", "</s>");
-  const spec = tokenizerSpecFromGguf({
-    "tokenizer.ggml.model": "llama",
-    "tokenizer.ggml.tokens": tokens,
-    "tokenizer.ggml.scores": scores,
-    "tokenizer.ggml.token_type": tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)),
-  });
-  await Deno.mkdir(model, { recursive: true });
-  await Deno.writeTextFile(`${model}/tokenizer.json`, JSON.stringify(spec.json));
-  await Deno.writeTextFile(
-    `${model}/tokenizer_config.json`,
-    JSON.stringify({ bos_token: "<s>", eos_token: "</s>", add_bos_token: true }),
-  );
-  await Deno.copyFile(`${STORIES}/hf/config.json`, `${model}/config.json`);
-  await Deno.copyFile(`${STORIES}/hf/model.safetensors`, `${model}/model.safetensors`);
 }
 
 async function copyDir(from: string, to: string): Promise<void> {
@@ -204,7 +175,7 @@ async function fixture(): Promise<Fixture> {
     hasGpu: false,
     userNamespaces: false,
   };
-  await storiesFolder(f.model);
+  await storiesHfFolder(f.model);
   await Deno.mkdir(f.data);
   for (const name of ["train.csv", "validation.csv", "test.csv"]) {
     await Deno.writeTextFile(`${f.data}/${name}`, GOOD_CSV);

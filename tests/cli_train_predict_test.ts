@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { parseCsv } from "../lib/data/csv.ts";
 import type { MetricsJson } from "../lib/report/metrics_json.ts";
-import { tokenizerSpecFromGguf } from "../lib/tokenizer/from_gguf.ts";
 import { Rng } from "./reference/random.ts";
+import { storiesHfFolder } from "./reference/stories_tokenizer.ts";
 
 const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 const STORIES = new URL("../../shared/models/stories260K/", import.meta.url).pathname;
@@ -16,41 +16,6 @@ async function lorac(...args: string[]): Promise<{ code: number; stdout: string;
   }).output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
-/**
- * stories260K as a complete Hugging Face folder: its config and weights plus a
- * tokenizer.json built from llama2.c's tok512.bin (the same vocabulary and
- * scores as tok512.model, read as tests/reference/stories_tokenizer.ts reads
- * it), so that the command line loads it with no extra flag.
- */
-async function storiesFolder(dir: string): Promise<string> {
-  const bin = await Deno.readFile(`${STORIES}/tok512.bin`);
-  const view = new DataView(bin.buffer);
-  const tokens: string[] = [], scores: number[] = [];
-  for (let i = 0, at = 4; i < 512; i++) {
-    scores.push(view.getFloat32(at, true));
-    const len = view.getInt32(at + 4, true);
-    tokens.push(new TextDecoder().decode(bin.subarray(at + 8, at + 8 + len)).replaceAll(" ", "▁"));
-    at += 8 + len;
-  }
-  tokens.splice(0, 3, "<unk>", "<s>", "</s>");
-  const spec = tokenizerSpecFromGguf({
-    "tokenizer.ggml.model": "llama",
-    "tokenizer.ggml.tokens": tokens,
-    "tokenizer.ggml.scores": scores,
-    "tokenizer.ggml.token_type": tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)),
-  });
-  const model = `${dir}/stories260K`;
-  await Deno.mkdir(model);
-  await Deno.writeTextFile(`${model}/tokenizer.json`, JSON.stringify(spec.json));
-  await Deno.writeTextFile(
-    `${model}/tokenizer_config.json`,
-    JSON.stringify({ bos_token: "<s>", eos_token: "</s>", add_bos_token: true }),
-  );
-  await Deno.copyFile(`${STORIES}/hf/config.json`, `${model}/config.json`);
-  await Deno.copyFile(`${STORIES}/hf/model.safetensors`, `${model}/model.safetensors`);
-  return model;
 }
 
 // A keyword decides the class; columns named unlike the seed's defaults, so predict must take them from training.
@@ -72,7 +37,7 @@ const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 Deno.test("cli: train then predict with exactly the seed's flags, in both decode modes", async () => {
   const rng = new Rng();
   const dir = await Deno.makeTempDir({ prefix: "lorac-cli-" });
-  const model = await storiesFolder(dir);
+  const model = await storiesHfFolder(`${dir}/stories260K`);
   await Deno.writeTextFile(`${dir}/train.csv`, csv(rng, 12));
   await Deno.writeTextFile(`${dir}/validation.csv`, csv(rng, 3));
   await Deno.writeTextFile(`${dir}/test.csv`, csv(rng, 6, ['sun day,"a row whose label is unknown",eggs']));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { MemoryReport, MemorySample } from "../bench/memory_bench.ts";
-import { tokenizerSpecFromGguf } from "../lib/tokenizer/from_gguf.ts";
+import { storiesHfFolder } from "./reference/stories_tokenizer.ts";
 
 // Both runs go in child processes: `deno test --parallel` runs test files side by side in one process, so this
 // process's resident set is not this test's. The resident set judged is the anonymous one (RssAnon of
@@ -10,7 +10,6 @@ import { tokenizerSpecFromGguf } from "../lib/tokenizer/from_gguf.ts";
 const LINUX_ONLY = { ignore: Deno.build.os !== "linux" };
 const BENCH = new URL("../bench/memory_bench.ts", import.meta.url).pathname;
 const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
-const STORIES = new URL("../../shared/models/stories260K/", import.meta.url).pathname;
 const MiB = 2 ** 20;
 
 /**
@@ -95,38 +94,6 @@ Deno.test("memory: 240 training steps, inference and 40 model loads free every a
   );
 });
 
-/**
- * stories260K as a complete Hugging Face folder (config, weights, and a
- * tokenizer.json built from llama2.c's tok512.bin), so that the command line
- * loads it with no extra flag.
- */
-async function storiesFolder(dir: string): Promise<string> {
-  const bin = await Deno.readFile(`${STORIES}/tok512.bin`);
-  const view = new DataView(bin.buffer);
-  const tokens: string[] = [], scores: number[] = [];
-  for (let i = 0, at = 4; i < 512; i++) {
-    scores.push(view.getFloat32(at, true));
-    const len = view.getInt32(at + 4, true);
-    tokens.push(new TextDecoder().decode(bin.subarray(at + 8, at + 8 + len)).replaceAll(" ", "▁"));
-    at += 8 + len;
-  }
-  tokens.splice(0, 3, "<unk>", "<s>", "</s>");
-  const spec = tokenizerSpecFromGguf({
-    "tokenizer.ggml.model": "llama",
-    "tokenizer.ggml.tokens": tokens,
-    "tokenizer.ggml.scores": scores,
-    "tokenizer.ggml.token_type": tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)),
-  });
-  const model = `${dir}/stories260K`;
-  await Deno.mkdir(model);
-  await Deno.writeTextFile(`${model}/tokenizer.json`, JSON.stringify(spec.json));
-  const config = { bos_token: "<s>", eos_token: "</s>", add_bos_token: true };
-  await Deno.writeTextFile(`${model}/tokenizer_config.json`, JSON.stringify(config));
-  await Deno.copyFile(`${STORIES}/hf/config.json`, `${model}/config.json`);
-  await Deno.copyFile(`${STORIES}/hf/model.safetensors`, `${model}/model.safetensors`);
-  return model;
-}
-
 /** A keyword task in a CSV: `n` rows of a few story words around a keyword that decides the label. */
 function csv(n: number): string {
   const keywords: Record<string, string> = { sun: "happy", tree: "big", dog: "friend" };
@@ -163,7 +130,7 @@ async function stepsLogged(path: string): Promise<number> {
 
 Deno.test("memory: `lorac train` over ~200 steps holds a flat resident set", LINUX_ONLY, async () => {
   const dir = await Deno.makeTempDir({ prefix: "lorac-memory-" });
-  const model = await storiesFolder(dir);
+  const model = await storiesHfFolder(`${dir}/stories260K`);
   await Deno.writeTextFile(`${dir}/train.csv`, csv(40));
   await Deno.writeTextFile(`${dir}/validation.csv`, csv(6));
   await Deno.writeTextFile(`${dir}/template.txt`, "text: {text}\nlabel:\n");

@@ -6,34 +6,11 @@ import assert from "node:assert/strict";
 import { checkpointDirs, cleanInterruptedWrites, loadCheckpoint } from "../lib/train/checkpoint.ts";
 import { MetricsLog } from "../lib/train/metrics_log.ts";
 import { maskedCrc32c } from "../lib/train/tensorboard.ts";
-import { tokenizerSpecFromGguf } from "../lib/tokenizer/from_gguf.ts";
 import { Rng } from "./reference/random.ts";
+import { writeStoriesTokenizerJson } from "./reference/stories_tokenizer.ts";
 
 const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 const STORIES = new URL("../../shared/models/stories260K/", import.meta.url).pathname;
-
-/** stories260K's tokenizer.json, from llama2.c's tok512.bin (as tests/cli_train_predict_test.ts builds it). */
-async function writeTokenizerJson(path: string): Promise<void> {
-  const bin = await Deno.readFile(`${STORIES}/tok512.bin`);
-  const view = new DataView(bin.buffer);
-  const tokens: string[] = [], scores: number[] = [];
-  for (let i = 0, at = 4; i < 512; i++) {
-    scores.push(view.getFloat32(at, true));
-    const len = view.getInt32(at + 4, true);
-    tokens.push(new TextDecoder().decode(bin.subarray(at + 8, at + 8 + len)).replaceAll(" ", "▁"));
-    at += 8 + len;
-  }
-  tokens.splice(0, 3, "<unk>", "<s>", "</s>");
-  const spec = tokenizerSpecFromGguf({
-    "tokenizer.ggml.model": "llama",
-    "tokenizer.ggml.tokens": tokens,
-    "tokenizer.ggml.scores": scores,
-    "tokenizer.ggml.token_type": tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)),
-    "tokenizer.ggml.bos_token_id": 1,
-    "tokenizer.ggml.eos_token_id": 2,
-  });
-  await Deno.writeTextFile(path, JSON.stringify(spec.json));
-}
 
 // A keyword decides the class.
 const KEYWORDS: Record<string, string> = { sun: "happy", tree: "big", dog: "friend" };
@@ -205,7 +182,7 @@ Deno.test("train kill: SIGKILLed at random steps and mid-save, resumed each time
   const rng = new Rng();
   const seed = `(seed ${rng.seed})`;
   const dir = await Deno.makeTempDir({ prefix: "lorac-kill-" });
-  await writeTokenizerJson(`${dir}/tokenizer.json`);
+  await writeStoriesTokenizerJson(`${dir}/tokenizer.json`, { specialIds: true });
   await Deno.writeTextFile(`${dir}/train.csv`, csv(rng, 48));
   await Deno.writeTextFile(`${dir}/validation.csv`, csv(rng, 6));
   await Deno.writeTextFile(`${dir}/template.txt`, "text: {text}\nlabel:\n");
