@@ -21,6 +21,7 @@ import { linearCrossEntropy } from "../lib/backend/cross_entropy.ts";
 import { PackedBatch } from "../lib/backend/packed.ts";
 import type { Tensor } from "../lib/backend/tensor.ts";
 import { Rng } from "../tests/reference/random.ts";
+import { torchPython } from "./peak.ts";
 
 /** The shapes of one model that these ops see. */
 interface ModelShape {
@@ -210,17 +211,6 @@ class LineStream extends TransformStream<string, string> {
       },
     });
   }
-}
-
-async function torchPython(): Promise<string | null> {
-  const candidates = [
-    Deno.env.get("LORAC_ORACLE_PYTHON"),
-    new URL("../.oracle-venv/bin/python", import.meta.url).pathname,
-  ];
-  for (const python of candidates) {
-    if (python && await Deno.stat(python).then(() => true, () => false)) return python;
-  }
-  return null;
 }
 
 function parseArgs(args: string[]): { reps: number; models: ModelShape[] } {

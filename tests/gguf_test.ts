@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  GGUF_VALUE_TYPE,
   GgufError,
   GgufFile,
   ggufLlamaConfig,
@@ -14,22 +15,7 @@ import { Rng } from "./reference/random.ts";
 
 // ---- A small GGUF writer for hand-built files --------------------------------------------------------------
 
-/** Metadata value types (gguf_type). */
-const VT = {
-  U8: 0,
-  I8: 1,
-  U16: 2,
-  I16: 3,
-  U32: 4,
-  I32: 5,
-  F32: 6,
-  BOOL: 7,
-  STRING: 8,
-  ARRAY: 9,
-  U64: 10,
-  I64: 11,
-  F64: 12,
-};
+const VT = GGUF_VALUE_TYPE;
 
 type Kv = { type: number; value: unknown; elem?: number };
 interface TensorSpec {

@@ -68,8 +68,16 @@ export class GgufError extends Error {
   }
 }
 
-/** Metadata value type codes (gguf_type). */
-const VT = {
+/**
+ * Metadata value type codes (gguf_type), as the GGUF spec numbers them.
+ *
+ * @example
+ * ```ts
+ * import { GGUF_VALUE_TYPE } from "./gguf.ts";
+ * GGUF_VALUE_TYPE.STRING; // 8
+ * ```
+ */
+export const GGUF_VALUE_TYPE = {
   U8: 0,
   I8: 1,
   U16: 2,
@@ -84,6 +92,7 @@ const VT = {
   I64: 11,
   F64: 12,
 } as const;
+const VT = GGUF_VALUE_TYPE;
 
 /** Element constructors and sizes of the numeric value types. */
 const NUMERIC: Record<number, { size: number; array: new (b: ArrayBuffer) => GgufArray }> = {

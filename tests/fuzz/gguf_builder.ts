@@ -8,24 +8,11 @@
  * @module
  */
 
+import { GGUF_VALUE_TYPE } from "../../lib/formats/gguf.ts";
 import type { IntField } from "./mutate_bytes.ts";
 
 /** Metadata value type codes (gguf_type). */
-export const VT = {
-  U8: 0,
-  I8: 1,
-  U16: 2,
-  I16: 3,
-  U32: 4,
-  I32: 5,
-  F32: 6,
-  BOOL: 7,
-  STRING: 8,
-  ARRAY: 9,
-  U64: 10,
-  I64: 11,
-  F64: 12,
-} as const;
+export const VT = GGUF_VALUE_TYPE;
 
 /** An array value: its element type and items (nested arrays are GgufArraySpec items). */
 export interface GgufArraySpec {

@@ -14,6 +14,7 @@ import { type PeftAdapter, writePeftAdapter } from "../../lib/formats/peft_adapt
 import { tokenizerSpecFromGguf } from "../../lib/tokenizer/from_gguf.ts";
 import { BYTE_TO_CHAR } from "../../lib/tokenizer/bytelevel.ts";
 import { Rng } from "../reference/random.ts";
+import { storiesGgufMetadata } from "../reference/stories_tokenizer.ts";
 import { type GgufKvSpec, type GgufSpec, type GgufTensorSpec, VT } from "./gguf_builder.ts";
 
 const SHARED = new URL("../../../shared/models/", import.meta.url);
@@ -174,19 +175,13 @@ function llamaTensors(
 
 /** stories260K's SentencePiece vocabulary from llama2.c's tok512.bin: tokens, scores, token types; null without it. */
 async function storiesVocab(): Promise<{ tokens: string[]; scores: number[]; types: number[] } | null> {
-  const bin = await sharedFile("stories260K/tok512.bin");
-  if (!bin) return null;
-  const view = new DataView(bin.buffer, bin.byteOffset, bin.byteLength);
-  const tokens: string[] = [];
-  const scores: number[] = [];
-  for (let i = 0, at = 4; i < 512; i++) {
-    scores.push(view.getFloat32(at, true));
-    const len = view.getInt32(at + 4, true);
-    tokens.push(new TextDecoder().decode(bin.subarray(at + 8, at + 8 + len)).replaceAll(" ", "▁"));
-    at += 8 + len;
-  }
-  tokens.splice(0, 3, "<unk>", "<s>", "</s>");
-  return { tokens, scores, types: tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)) };
+  const meta = await storiesGgufMetadata().catch(() => null);
+  if (!meta) return null;
+  return {
+    tokens: meta["tokenizer.ggml.tokens"] as string[],
+    scores: meta["tokenizer.ggml.scores"] as number[],
+    types: meta["tokenizer.ggml.token_type"] as number[],
+  };
 }
 
 /** A small byte-level vocabulary: the 256 byte symbols, an end-of-text token, and merges. */
