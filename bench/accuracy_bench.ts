@@ -2,7 +2,7 @@
  * arxiv5 accuracy with SmolLM2-135M-Instruct on the CPU: train LoRA
  * adapters on a stated, class-balanced subset of
  * ../shared/data/arxiv5/train.csv, pick the best checkpoint on a subset of
- * validation.csv (label scoring), then predict test.csv with the best
+ * validation.csv (greedy answers), then predict test.csv with the best
  * adapters in both decoding modes and print accuracy, micro / macro F1, the
  * confusion matrix and the wall times, beside a naive-Bayes word-count
  * baseline trained on the same subset and on all of train.csv.
@@ -19,6 +19,7 @@
 
 import { parseArgs } from "node:util";
 import { stringify } from "csv-stringify/sync";
+import { layerList } from "../cli/options.ts";
 import { buildCpu, buildDir } from "../cuda/build.ts";
 import { columnIndex, readCsv } from "../lib/data/csv.ts";
 import { shuffled } from "../lib/data/shuffle.ts";
@@ -43,6 +44,7 @@ const FLAGS = {
   lora_r: { type: "string", default: "16" },
   lora_alpha: { type: "string", default: "32" },
   lora_dropout: { type: "string", default: "0" },
+  layers_to_transform: { type: "string", default: "" },
   learning_rate: { type: "string", default: "2e-3" },
   num_train_epochs: { type: "string", default: "1" },
   batch_tokens: { type: "string", default: "1024" },
@@ -127,7 +129,7 @@ if (import.meta.main) {
   const nbSubset = naiveBayes(trainAll, trainRows, test, labels);
   const nbFull = naiveBayes(trainAll, trainAll.rows, test, labels);
 
-  // Training: the evaluation steps spread over the run; the best by validation accuracy (label scoring) is kept.
+  // Training: the evaluation steps spread over the run; the best by validation accuracy (greedy answers) is kept.
   const approxSteps = Math.ceil(
     trainRows.length * num("num_train_epochs") * num("max_seq_length") * 0.95 / num("batch_tokens"),
   );
@@ -142,6 +144,7 @@ if (import.meta.main) {
     loraR: num("lora_r"),
     loraAlpha: num("lora_alpha"),
     loraDropout: num("lora_dropout"),
+    layersToTransform: f.layers_to_transform ? layerList("--layers_to_transform")(f.layers_to_transform) : null,
     learningRate: num("learning_rate"),
     numEpochs: num("num_train_epochs"),
     batchTokens: num("batch_tokens"),
@@ -149,7 +152,7 @@ if (import.meta.main) {
     warmupRatio: 0.05,
     evalSteps: Math.max(1, Math.ceil(approxSteps / num("evals"))),
     saveSteps: 0,
-    evalDecode: "score",
+    evalDecode: "generate",
     metricForBestModel: "eval_accuracy",
     seed,
     numThreads: f.threads ? num("threads") : undefined,
@@ -159,9 +162,8 @@ if (import.meta.main) {
       `${trained.best?.value.toFixed(4)} at step ${trained.best?.step}`,
   );
 
-  // The best adapters predict the test set; they need the run's settings (labels, prompt, max_seq_length) beside them.
+  // The best adapters predict the test set (best/ holds the run's settings too: labels, prompt, max_seq_length).
   const best = `${outDir}/run/best`;
-  await Deno.copyFile(`${outDir}/run/training_args.json`, `${best}/training_args.json`);
   const results = [];
   for (const decode of f.decode.split(",") as ("generate" | "score")[]) {
     const r = await predict({

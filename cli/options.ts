@@ -109,6 +109,27 @@ export const oneOf = <T extends string>(flag: string, choices: readonly T[]): Pa
 };
 
 /**
+ * A parser of layer lists for `flag`: indices and ranges, comma-separated.
+ *
+ * @example
+ * ```ts
+ * import { layerList } from "./options.ts";
+ * layerList("--layers_to_transform")("22-24,29"); // [22, 23, 24, 29]
+ * ```
+ */
+export const layerList = (flag: string): Parser<number[]> => (v) => {
+  const layers: number[] = [];
+  for (const part of v.split(",")) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    if (!m || (m[2] !== undefined && Number(m[2]) < Number(m[1]))) {
+      throw new Error(`${flag} must be layer indices or ranges like 22-29,31, got ${JSON.stringify(v)}`);
+    }
+    for (let l = Number(m[1]); l <= Number(m[2] ?? m[1]); l++) layers.push(l);
+  }
+  return layers;
+};
+
+/**
  * The `--device` parser: auto, cpu or cuda.
  *
  * @example
@@ -227,6 +248,18 @@ const SPECS = {
   target_modules: {
     flags: "--target_modules <modules...>",
     help: `projections that get adapters, some of ${LINEAR_NAMES.join(" ")} (default: all seven)`,
+  },
+  layers_to_transform: {
+    flags: "--layers_to_transform <layers>",
+    help: "decoder layers that get adapters, e.g. 22-29 (PEFT's layers_to_transform; default: all). Adapting the " +
+      "top layers only trains several times faster: the backward stops at the lowest one",
+    parse: layerList("--layers_to_transform"),
+  },
+  cache_frozen_layers: {
+    flags: "--cache_frozen_layers <bool>",
+    help: "with --layers_to_transform: run the layers below the adapted ones once per example and reuse their " +
+      "output every epoch; same results, 4 x hidden_size bytes of memory per token (default: true)",
+    parse: oneOf("--cache_frozen_layers", ["true", "false"] as const),
   },
   use_rslora: { flags: "--use_rslora", help: "rank-stabilised LoRA: scale updates by alpha / sqrt(r)" },
   learning_rate: {
@@ -370,6 +403,8 @@ export interface FlagValues {
   lora_alpha?: number;
   lora_dropout?: number;
   target_modules?: string[];
+  layers_to_transform?: number[];
+  cache_frozen_layers?: "true" | "false";
   use_rslora?: boolean;
   learning_rate?: number;
   num_train_epochs?: number;
@@ -440,6 +475,8 @@ export function trainOptionsFrom(v: FlagValues): TrainOptions {
     loraAlpha: v.lora_alpha,
     loraDropout: v.lora_dropout,
     loraTargets: targetModules(v.target_modules),
+    layersToTransform: v.layers_to_transform,
+    cacheFrozenLayers: v.cache_frozen_layers === undefined ? undefined : v.cache_frozen_layers === "true",
     useRslora: v.use_rslora,
     learningRate: v.learning_rate,
     numEpochs: v.num_train_epochs,

@@ -38,6 +38,8 @@ const TRAIN_FLAGS: readonly FlagName[] = [
   "lora_alpha",
   "lora_dropout",
   "target_modules",
+  "layers_to_transform",
+  "cache_frozen_layers",
   "use_rslora",
   "learning_rate",
   "num_train_epochs",

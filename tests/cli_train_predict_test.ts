@@ -157,6 +157,11 @@ Deno.test("cli: an invalid hyperparameter is one line naming the flag and what i
       ["train", "--batch_tokens", "100"],
       "--batch_tokens must be at least --max_seq_length (512) so that every example fits in a batch, got 100",
     ],
+    [
+      ["train", "--layers_to_transform", "9-2"],
+      '--layers_to_transform must be layer indices or ranges like 22-29,31, got "9-2"',
+    ],
+    [["train", "--cache_frozen_layers", "no"], '--cache_frozen_layers must be one of true, false, got "no"'],
     [["predict", "--decode", "beam"], '--decode must be one of generate, score, got "beam"'],
     [["predict", "--max_new_tokens", "0"], '--max_new_tokens must be a positive integer, got "0"'],
     [["train"], "required option '--output_dir <dir>' not specified"],

@@ -1,6 +1,6 @@
 // LoRA parameters (lib/model/lora_params.ts): the flat [params | grads | m | v] layout with A and B
 // views per module, PEFT's initialisation (A ~ U(±1/sqrt(in)) from a seed, B = 0), and the round
-// trip through PEFT's adapter files.
+// trip through PEFT's adapter files, of every layer or some (layers_to_transform).
 import assert from "node:assert/strict";
 import { openBackend } from "../lib/backend/backend.ts";
 import { readPeftAdapter, writePeftAdapter } from "../lib/formats/peft_adapter.ts";
@@ -97,4 +97,33 @@ Deno.test("lora params: PEFT adapter files round-trip; mismatched adapters are r
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("lora params: adapters on some layers only (PEFT's layers_to_transform) round-trip and name their layers", async () => {
+  using backend = await openBackend("cpu", { numThreads: 1 });
+  using lora = LoraParams.create(backend, config, { r: 2, alpha: 4, layers: [2, 1, 2] }, 7);
+  assert.deepEqual(lora.options.layers, [1, 2]);
+  assert.equal(lora.firstLayer, 1);
+  assert.equal(lora.modules.length, 14);
+  assert.deepEqual(new Set(lora.modules.map((m) => m.layer)), new Set([1, 2]));
+  assert.equal(lora.module(0, "q_proj"), undefined);
+  lora.setParams(rng.normals(lora.n));
+  const dir = await Deno.makeTempDir();
+  try {
+    await writePeftAdapter(dir, lora.toPeft(null));
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/adapter_config.json`));
+    assert.deepEqual(json.layers_to_transform, [1, 2]);
+    using back = LoraParams.fromPeft(backend, config, await readPeftAdapter(dir));
+    assert.deepEqual(back.options, lora.options);
+    assert.deepEqual(back.params(), lora.params());
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  using all = LoraParams.create(backend, config, { layers: [0, 1, 2] }, 7);
+  assert.deepEqual(all.toPeft().config.layersToTransform, [0, 1, 2]);
+  assert.throws(
+    () => LoraParams.create(backend, config, { layers: [3] }, 0),
+    /layers_to_transform: 3 is not a layer of this model \(0 to 2\)/,
+  );
+  assert.throws(() => LoraParams.create(backend, config, { layers: [] }, 0), /name at least one layer/);
 });

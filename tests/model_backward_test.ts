@@ -1,7 +1,8 @@
 // The hand-written backward of the whole model (lib/model/llama.ts + layer.ts): every LoRA gradient
 // against finite differences of the forward's loss on tiny random models (fp32 compute, random nonzero
 // B so dA is nontrivial; with dropout, whose mask the backward must recompute exactly; NF4 and dense
-// bases; per-layer recomputation), and packed sequences that do not influence each other.
+// bases; per-layer recomputation; adapters on the top layers only), and packed sequences that do not
+// influence each other.
 import assert from "node:assert/strict";
 import { openBackend } from "../lib/backend/backend.ts";
 import { packBatch, type SequenceToPack } from "../lib/model/batch.ts";
@@ -44,6 +45,14 @@ const cases: BackwardCase[] = [
     lora: { r: 2, alpha: 4, targets: ["k_proj", "o_proj", "gate_proj", "up_proj"] },
     recompute: false,
     lengths: [6, 10],
+  },
+  {
+    name: "top layers only (layers_to_transform 2, 3 of 4), NF4 base, dropout 0.1: the backward stops at layer 2",
+    spec: { hidden: 32, layers: 4, heads: 4, kvHeads: 2, intermediate: 40, vocab: 31, tied: false },
+    base: "nf4",
+    lora: { r: 2, alpha: 4, dropout: 0.1, layers: [3, 2] },
+    recompute: false,
+    lengths: [8, 5],
   },
 ];
 

@@ -137,6 +137,29 @@ Deno.test("trainer: the same seed gives identical adapter bytes, on two threads 
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("trainer: LoRA on the top layers gives the same bytes from the frozen-layer cache as without it", async () => {
+  const dir = await syntheticTask(new Rng(8), 60, 12);
+  const top = { layersToTransform: [3, 4], numEpochs: 2 };
+  const cached = await train(shortRun(dir, { ...top, outputDir: `${dir}/cached` }));
+  await train(shortRun(dir, { ...top, outputDir: `${dir}/plain`, cacheFrozenLayers: false }));
+  assert.deepEqual(await adapterBytes(`${dir}/cached`), await adapterBytes(`${dir}/plain`));
+  assert.deepEqual(await adapterBytes(`${dir}/cached/best`), await adapterBytes(`${dir}/plain/best`));
+  assert.equal(
+    cached.eval?.accuracy,
+    (await readJsonl(`${dir}/plain/metrics.jsonl`)).findLast((r) => r.type === "eval")
+      ?.eval_accuracy,
+  );
+  const adapter = await readPeftAdapter(`${dir}/cached`);
+  assert.deepEqual(adapter.config.layersToTransform, [3, 4]);
+  assert.deepEqual(new Set(adapter.modules.map((m) => m.module.split(".")[2])), new Set(["3", "4"]));
+  // best/ carries the run's settings, so predict can use it as an output_dir of its own.
+  assert.equal(
+    await Deno.readTextFile(`${dir}/cached/best/training_args.json`),
+    await Deno.readTextFile(`${dir}/cached/training_args.json`),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("trainer: resuming from a checkpoint ends with the bytes of the run that never stopped", async () => {
   const dir = await syntheticTask(new Rng(6), 60, 12);
   const straight = await train(shortRun(dir, { outputDir: `${dir}/straight` }));

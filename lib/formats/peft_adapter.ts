@@ -31,6 +31,8 @@ export interface PeftLoraConfig {
   readonly useRslora: boolean;
   /** The base model (folder or Hub id) the adapter was trained on, or null. */
   readonly baseModelNameOrPath: string | null;
+  /** The decoder layers adapted (PEFT's `layers_to_transform`); absent: every layer. */
+  readonly layersToTransform?: readonly number[];
   /** Per-module rank overrides: PEFT's pattern (matches a module name's suffix) -> rank. */
   readonly rankPattern?: Readonly<Record<string, number>>;
   /** Per-module alpha overrides, keyed like rankPattern. */
@@ -146,7 +148,7 @@ export function adapterConfigJson(config: PeftLoraConfig): Record<string, unknow
     kasa_config: null,
     layer_replication: null,
     layers_pattern: null,
-    layers_to_transform: null,
+    layers_to_transform: config.layersToTransform ? [...config.layersToTransform] : null,
     loftq_config: {},
     lora_alpha: config.loraAlpha,
     lora_bias: false,
@@ -302,6 +304,14 @@ export function parseAdapterConfig(path: string, text: string): PeftLoraConfig {
   if (typeof dropout !== "number" || dropout < 0 || dropout >= 1) {
     fail(`lora_dropout must be in [0, 1), got ${describe(dropout)}`);
   }
+  const layers = c.layers_to_transform ?? null;
+  const layerList = typeof layers === "number" ? [layers] : layers;
+  if (
+    layerList !== null &&
+    !(Array.isArray(layerList) && layerList.length > 0 && layerList.every((l) => Number.isInteger(l) && l >= 0))
+  ) {
+    fail(`layers_to_transform must be a layer index or a list of them, got ${describe(layers)}`);
+  }
   const base = c.base_model_name_or_path ?? null;
   return {
     r: positive("r"),
@@ -312,6 +322,7 @@ export function parseAdapterConfig(path: string, text: string): PeftLoraConfig {
     baseModelNameOrPath: typeof base === "string" ? base : null,
     rankPattern: pattern("rank_pattern"),
     alphaPattern: pattern("alpha_pattern"),
+    ...(layerList === null ? {} : { layersToTransform: layerList as number[] }),
   };
 }
 

@@ -28,7 +28,7 @@
 import type { AttentionHeads } from "../backend/attention.ts";
 import { attentionForward } from "../backend/attention.ts";
 import type { Backend } from "../backend/backend.ts";
-import { linearCrossEntropy } from "../backend/cross_entropy.ts";
+import { linearCrossEntropy, linearLogits } from "../backend/cross_entropy.ts";
 import { embedding } from "../backend/embedding.ts";
 import { rmsnormBackward, rmsnormForward } from "../backend/norm.ts";
 import { addScaled } from "../backend/residual.ts";
@@ -73,6 +73,14 @@ export interface ForwardOptions {
   training?: boolean;
   /** Seed of this forward's LoRA dropout masks: required when training with dropout > 0. */
   dropoutSeed?: bigint;
+  /**
+   * Start at layer `layer` from these residual-stream values [T, D] (what
+   * {@link LlamaModel.hiddenBefore} returned for the same sequences) instead of
+   * running the layers below it; they must hold no adapters.
+   */
+  hidden?: { readonly layer: number; readonly values: Float32Array };
+  /** Also return the likeliest next token of every loss row (`predicted`). */
+  argmax?: boolean;
 }
 
 /** Options of {@link LlamaModel.backward}. */
@@ -91,6 +99,8 @@ export interface LossResult {
   readonly lossSum: number;
   /** Number of loss rows. */
   readonly count: number;
+  /** With `argmax: true`: the likeliest next token at each loss row (the first on ties), in lossRows order. */
+  readonly predicted?: Int32Array;
 }
 
 /**
@@ -217,15 +227,15 @@ export class LlamaModel implements Disposable {
     const acts = this.#train.plan(batch.tokens.length, batch.cuSeqlens.length - 1, batch.lossRows.length);
     acts.upload({ tokens: batch.tokens, cuSeqlens: batch.cuSeqlens, rows: batch.lossRows, targets: batch.targets });
     const ctx = this.#context(acts, dropout > 0 ? dropoutSeeds(this.lora!, options.dropoutSeed!, dropout) : null);
-    embedding(b, acts.ints.tokens, this.weights.embeddings, acts.residual(0));
-    for (let l = 0; l < this.config.numLayers; l++) this.#layerForward(ctx, acts, l);
+    const start = this.#start(acts, options.hidden);
+    for (let l = start; l < this.config.numLayers; l++) this.#layerForward(ctx, acts, l);
     const count = batch.lossRows.length;
     const L = this.config.numLayers;
     rmsnormForward(b, acts.residual(L), this.weights.finalNorm, acts.final.xn, acts.final.rstd, this.config.rmsNormEps);
     if (count === 0) {
       // Nothing to differentiate: backward() then adds no gradient.
       if (training && this.lora) this.#pending = { acts, ctx, count };
-      return { lossSum: 0, count };
+      return options.argmax ? { lossSum: 0, count, predicted: new Int32Array(0) } : { lossSum: 0, count };
     }
     if (training) b.check(b.lib.symbols.lorac_memset(b.ctx, acts.final.dxn.ptr, 0, BigInt(acts.final.dxn.bytes)));
     linearCrossEntropy(b, acts.final.xn, this.weights.lmHead, acts.ints.rows, acts.ints.targets, {
@@ -233,7 +243,66 @@ export class LlamaModel implements Disposable {
       dH: training ? acts.final.dxn : undefined,
     });
     if (training && this.lora) this.#pending = { acts, ctx, count };
-    return { lossSum: acts.lossSum.toHost()[0], count };
+    const lossSum = acts.lossSum.toHost()[0];
+    return options.argmax ? { lossSum, count, predicted: this.#argmaxRows(acts, count) } : { lossSum, count };
+  }
+
+  /**
+   * The residual stream entering layer `layer` [T, D] for a batch (no
+   * dropout, nothing kept for a backward), copied to the host: what
+   * `forward(batch, { hidden: { layer, values } })` starts from. Layers below
+   * the lowest adapted one are frozen, so their output can be computed once
+   * per example and reused every epoch.
+   */
+  hiddenBefore(batch: Pick<TrainBatch, "tokens" | "cuSeqlens">, layer: number): Float32Array {
+    if (!Number.isInteger(layer) || layer < 0 || layer > this.config.numLayers) {
+      throw new RangeError(`hiddenBefore: layer ${layer} is not in [0, ${this.config.numLayers}]`);
+    }
+    checkBatch({ ...batch, lossRows: new Int32Array(0), targets: new Int32Array(0) }, this.config.vocabSize);
+    this.#pending = null;
+    this.#train ??= new Activations(this.backend, this.config, this.lora, this.#recompute ? "recompute" : "train");
+    const acts = this.#train.plan(batch.tokens.length, batch.cuSeqlens.length - 1, 0);
+    acts.upload({ tokens: batch.tokens, cuSeqlens: batch.cuSeqlens });
+    const ctx = this.#context(acts, null);
+    embedding(this.backend, acts.ints.tokens, this.weights.embeddings, acts.residual(0));
+    for (let l = 0; l < layer; l++) this.#layerForward(ctx, acts, l);
+    return acts.residual(layer).toHost() as Float32Array;
+  }
+
+  /** Fills the residual stream where the forward starts (embeddings, or given hidden states); returns that layer. */
+  #start(acts: PlannedActivations, hidden: ForwardOptions["hidden"]): number {
+    if (!hidden) {
+      embedding(this.backend, acts.ints.tokens, this.weights.embeddings, acts.residual(0));
+      return 0;
+    }
+    const { layer, values } = hidden;
+    const D = this.config.hiddenSize, T = acts.batch.T;
+    if (!Number.isInteger(layer) || layer < 0 || layer > (this.lora?.firstLayer ?? this.config.numLayers)) {
+      throw new RangeError(
+        `forward: hidden states at layer ${layer} skip adapted layers (the lowest is ${this.lora?.firstLayer}); ` +
+          "start at or below it",
+      );
+    }
+    if (values.length !== T * D) {
+      throw new RangeError(`forward: ${values.length} hidden values for ${T} tokens of ${D}: pass [T, D]`);
+    }
+    this.backend.write(acts.residual(layer), values);
+    return layer;
+  }
+
+  /** The argmax over the vocabulary of each loss row's logits. */
+  #argmaxRows(acts: PlannedActivations, count: number): Int32Array {
+    const V = this.config.vocabSize;
+    using logits = this.backend.empty([count, V], "f32");
+    linearLogits(this.backend, acts.final.xn, this.weights.lmHead, acts.ints.rows, logits);
+    const z = logits.toHost() as Float32Array;
+    const best = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      let k = 0;
+      for (let v = 1; v < V; v++) if (z[i * V + v] > z[i * V + k]) k = v;
+      best[i] = k;
+    }
+    return best;
   }
 
   /**
@@ -255,12 +324,14 @@ export class LlamaModel implements Disposable {
     const scale = options.gradScale ?? 1 / count;
     addScaled(b, acts.final.dxn, acts.final.dxn, null, { alpha: scale });
     rmsnormBackward(b, acts.residual(L), this.weights.finalNorm, acts.final.rstd, acts.final.dxn, g.dres);
-    for (let l = L - 1; l >= 0; l--) {
+    // No adapter lies below the lowest adapted layer, so the gradient stops there.
+    const first = this.lora!.firstLayer;
+    for (let l = L - 1; l >= first; l--) {
       if (this.#recompute) this.#layerForward(ctx, acts, l);
       const p = this.layers[l];
       const a = acts.layer(l);
       mlpBlockBackward(ctx, p, a.mid, a.mlp, g);
-      attentionBlockBackward(ctx, p, acts.residual(l), a.attn, g, l > 0);
+      attentionBlockBackward(ctx, p, acts.residual(l), a.attn, g, l > first);
     }
   }
 

@@ -32,12 +32,25 @@ export interface LoraOptions {
   readonly dropout: number;
   /** rsLoRA scaling. */
   readonly rslora: boolean;
-  /** The projections to adapt in every layer. */
+  /** The projections to adapt in every adapted layer. */
   readonly targets: readonly LinearName[];
+  /**
+   * The decoder layers to adapt (PEFT's `layers_to_transform`), or null for
+   * all. Layers below the lowest one get no gradient, so the backward stops
+   * there and their outputs can be cached (lib/train/frozen_prefix.ts).
+   */
+  readonly layers: readonly number[] | null;
 }
 
-/** The defaults of the reference project (r = 2, alpha = 2, no dropout) on all seven projections. */
-export const DEFAULT_LORA_OPTIONS: LoraOptions = { r: 2, alpha: 2, dropout: 0, rslora: false, targets: LINEAR_NAMES };
+/** The defaults of the reference project (r = 2, alpha = 2, no dropout) on all seven projections of every layer. */
+export const DEFAULT_LORA_OPTIONS: LoraOptions = {
+  r: 2,
+  alpha: 2,
+  dropout: 0,
+  rslora: false,
+  targets: LINEAR_NAMES,
+  layers: null,
+};
 
 /** One adapted projection: its place in the flat buffer and views of its A, B and gradients. */
 export interface LoraModule {
@@ -105,13 +118,21 @@ export class LoraParams implements Disposable {
     for (const t of options.targets) {
       if (!LINEAR_NAMES.includes(t)) throw new RangeError(`LoRA target "${t}" is not one of ${LINEAR_NAMES}`);
     }
+    const layers = options.layers === null ? null : [...new Set(options.layers)].sort((a, b) => a - b);
+    for (const l of layers ?? []) {
+      if (!Number.isInteger(l) || l < 0 || l >= config.numLayers) {
+        throw new RangeError(`layers_to_transform: ${l} is not a layer of this model (0 to ${config.numLayers - 1})`);
+      }
+    }
+    if (layers !== null && layers.length === 0) throw new RangeError("LoRA layers: name at least one layer");
     this.#backend = backend;
-    this.options = { ...options, targets: LINEAR_NAMES.filter((n) => options.targets.includes(n)) };
+    this.options = { ...options, targets: LINEAR_NAMES.filter((n) => options.targets.includes(n)), layers };
     const { r } = this.options;
     const scale = loraScale(options.alpha, r, options.rslora);
     const layout: { layer: number; linear: LinearName; out: number; inp: number; offset: number }[] = [];
     let n = 0;
     for (let layer = 0; layer < config.numLayers; layer++) {
+      if (layers !== null && !layers.includes(layer)) continue;
       for (const linear of this.options.targets) {
         const [out, inp] = linearShape(config, linear);
         layout.push({ layer, linear, out, inp, offset: n });
@@ -153,8 +174,8 @@ export class LoraParams implements Disposable {
   }
 
   /**
-   * Adapters holding a PEFT adapter's weights (its r, alpha, dropout, rsLoRA
-   * and targets); throws when it does not fit `config` or is not one rank and
+   * Adapters holding a PEFT adapter's weights (its r, alpha, dropout, rsLoRA,
+   * targets and layers); throws when it does not fit `config` or is not one rank and
    * scale for all modules of the same targets in every layer.
    */
   static fromPeft(backend: Backend, config: LlamaConfig, adapter: PeftAdapter): LoraParams {
@@ -176,6 +197,8 @@ export class LoraParams implements Disposable {
       dropout: c.loraDropout,
       rslora: c.useRslora,
       targets: [...targets],
+      // The config names the layers: modules missing from a layer it names (or from any layer) are an error.
+      layers: c.layersToTransform ?? null,
     });
     try {
       lora.loadPeft(adapter);
@@ -184,6 +207,11 @@ export class LoraParams implements Disposable {
       throw e;
     }
     return lora;
+  }
+
+  /** The lowest adapted layer: no gradient flows below it (0 when every layer is adapted). */
+  get firstLayer(): number {
+    return this.modules.length === 0 ? 0 : this.modules[0].layer;
   }
 
   /** Trainable parameters in all (floats per section of the state). */
@@ -236,7 +264,7 @@ export class LoraParams implements Disposable {
   /** The adapters in PEFT's layout, ready for writePeftAdapter. */
   toPeft(baseModelNameOrPath: string | null = null): PeftAdapter {
     const params = this.params();
-    const { r, alpha, dropout, rslora, targets } = this.options;
+    const { r, alpha, dropout, rslora, targets, layers } = this.options;
     const modules: PeftLoraModule[] = this.modules.map((m) => ({
       module: m.name,
       r,
@@ -253,6 +281,7 @@ export class LoraParams implements Disposable {
         targetModules: [...targets],
         useRslora: rslora,
         baseModelNameOrPath,
+        ...(layers === null ? {} : { layersToTransform: layers }),
       },
       modules,
     };

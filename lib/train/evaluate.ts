@@ -3,17 +3,25 @@
  * completion tokens (label and EOS) and the accuracy of one of the two
  * decoding modes of prediction:
  *
- * - "generate", the seed's: greedy generation, the answer (up to EOS,
- *   special tokens dropped, trimmed) compared with the gold label as an
- *   exact string; an answer that is no label counts as wrong.
+ * - "generate", the seed's: greedy generation. Greedy decoding reproduces
+ *   the gold completion exactly when, fed the gold tokens so far, the model's
+ *   likeliest next token is the gold one at every completion position (an
+ *   end-of-sequence token standing for EOS) — so one teacher-forced forward,
+ *   the same that gives the loss, decides it, with no decoding loop. This
+ *   is predict's exact-match accuracy except where greedy spells the label
+ *   with other tokens (it then counts here as wrong).
  * - "score": every label's completion (its tokens and EOS) is scored after
  *   the prompt and the likeliest label is the answer; always a label.
+ *
+ * With a {@link FrozenPrefix} of the examples, the loss forward starts at
+ * the lowest adapted layer (the scoring runs the whole model).
  *
  * @module
  */
 
-import { generateGreedy, scoreContinuations } from "../model/generate.ts";
+import { scoreContinuations } from "../model/generate.ts";
 import type { LlamaModel } from "../model/llama.ts";
+import type { FrozenPrefix } from "./frozen_prefix.ts";
 import { batchOf, packSorted } from "./packing.ts";
 import { promptIds, type SftExample } from "./sft_examples.ts";
 
@@ -21,9 +29,7 @@ import { promptIds, type SftExample } from "./sft_examples.ts";
 export type EvalDecoding =
   | {
     readonly kind: "generate";
-    /** Generated ids to text (special tokens left out). */
-    readonly decode: (ids: number[]) => string;
-    /** Ids that end an answer (EOS). */
+    /** Ids that end an answer (EOS): predicting any of them where the gold has one is a match. */
     readonly stopTokens: readonly number[];
   }
   | {
@@ -44,20 +50,24 @@ export interface EvalResult {
   readonly examples: number;
 }
 
-/** Greedy answers of the examples in `indices`. */
-function generated(
-  model: LlamaModel,
+/** Whether greedy decoding would reproduce each example's completion, from the argmax at its completion rows. */
+function greedyMatches(
   examples: readonly SftExample[],
   indices: readonly number[],
-  d: Extract<EvalDecoding, { kind: "generate" }>,
-  maxNewTokens: number,
-): string[] {
-  const stop = new Set(d.stopTokens);
-  const outputs = generateGreedy(model, indices.map((i) => promptIds(examples[i])), {
-    maxNewTokens,
-    stopTokens: d.stopTokens,
-  });
-  return outputs.map((ids) => d.decode(ids.filter((t) => !stop.has(t))).trim());
+  predicted: Int32Array,
+  stopTokens: ReadonlySet<number>,
+): number {
+  let matches = 0, row = 0;
+  for (const i of indices) {
+    const e = examples[i];
+    let same = true;
+    for (let p = e.completionStart; p < e.tokens.length; p++, row++) {
+      const gold = e.tokens[p], got = predicted[row];
+      if (got !== gold && !(stopTokens.has(gold) && stopTokens.has(got))) same = false;
+    }
+    if (same) matches++;
+  }
+  return matches;
 }
 
 /** The likeliest answer of each example in `indices`. */
@@ -73,7 +83,8 @@ function scored(
 
 /**
  * Loss and accuracy of `model` on `examples` (no dropout), with batches of
- * at most `tokenBudget` tokens.
+ * at most `tokenBudget` tokens; `prefix`, when given, holds the examples'
+ * frozen-layer outputs.
  *
  * @example
  * ```ts
@@ -95,28 +106,31 @@ export function evaluate(
   examples: readonly SftExample[],
   tokenBudget: number,
   decoding: EvalDecoding,
+  prefix?: FrozenPrefix,
 ): EvalResult {
   if (examples.length === 0) throw new RangeError("evaluate: the validation set is empty");
-  let lossSum = 0, count = 0;
+  const greedy = decoding.kind === "generate";
+  const stopTokens = new Set(greedy ? decoding.stopTokens : []);
+  let lossSum = 0, count = 0, correct = 0;
   for (const indices of packSorted(examples.map((e) => e.tokens.length), tokenBudget)) {
-    const r = model.forward(batchOf(examples, indices), { training: false });
+    const r = model.forward(batchOf(examples, indices), {
+      training: false,
+      argmax: greedy,
+      hidden: prefix?.of(indices),
+    });
     lossSum += r.lossSum;
     count += r.count;
+    if (greedy) correct += greedyMatches(examples, indices, r.predicted!, stopTokens);
   }
-  // Generation leaves room for the longest gold completion; scoring runs each prompt once per answer.
-  const newTokens = decoding.kind === "generate"
-    ? Math.max(...examples.map((e) => e.tokens.length - e.completionStart))
-    : Math.max(...decoding.completions.map((c) => c.length));
-  const copies = decoding.kind === "generate" ? 1 : decoding.completions.length;
-  const lengths = examples.map((e) => (e.completionStart + newTokens) * copies);
-  let correct = 0;
-  for (const indices of packSorted(lengths, tokenBudget)) {
-    const answers = decoding.kind === "generate"
-      ? generated(model, examples, indices, decoding, newTokens)
-      : scored(model, examples, indices, decoding);
-    answers.forEach((answer, k) => {
-      if (answer === examples[indices[k]].answer) correct++;
-    });
+  if (decoding.kind === "score") {
+    // Scoring runs each prompt once per answer.
+    const newTokens = Math.max(...decoding.completions.map((c) => c.length));
+    const lengths = examples.map((e) => (e.completionStart + newTokens) * decoding.completions.length);
+    for (const indices of packSorted(lengths, tokenBudget)) {
+      scored(model, examples, indices, decoding).forEach((answer, k) => {
+        if (answer === examples[indices[k]].answer) correct++;
+      });
+    }
   }
   return { loss: lossSum / count, accuracy: correct / examples.length, examples: examples.length };
 }

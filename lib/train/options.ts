@@ -66,6 +66,18 @@ export interface TrainOptions {
   loraDropout?: number;
   /** Projections to adapt (default all seven). */
   loraTargets?: readonly LinearName[];
+  /**
+   * The decoder layers to adapt (`--layers_to_transform`, PEFT's field; default null: all). Adapting only
+   * the top layers trains faster: the backward stops at the lowest one, and with cacheFrozenLayers the
+   * layers below it run once per example for the whole run.
+   */
+  layersToTransform?: readonly number[] | null;
+  /**
+   * With layersToTransform above layer 0: compute the frozen layers' output once per training and
+   * validation example and start every later forward from it (`--cache_frozen_layers`, default true).
+   * Same results; costs 4 · hidden_size bytes of memory per token (see frozen_prefix.ts).
+   */
+  cacheFrozenLayers?: boolean;
   /** rsLoRA scaling alpha / sqrt(r). */
   useRslora?: boolean;
   /** Peak learning rate (default 2e-4). */
@@ -161,6 +173,8 @@ export function resolveTrainOptions(options: TrainOptions): ResolvedTrainOptions
     loraAlpha: DEFAULT_LORA_OPTIONS.alpha,
     loraDropout: DEFAULT_LORA_OPTIONS.dropout,
     loraTargets: DEFAULT_LORA_OPTIONS.targets,
+    layersToTransform: DEFAULT_LORA_OPTIONS.layers,
+    cacheFrozenLayers: true,
     useRslora: false,
     learningRate: 2e-4,
     numEpochs: 3,
@@ -198,6 +212,15 @@ export function resolveTrainOptions(options: TrainOptions): ResolvedTrainOptions
   check(
     o.loraTargets.length > 0 && o.loraTargets.every((t) => LINEAR_NAMES.includes(t)),
     `lora targets must be some of ${LINEAR_NAMES.join(", ")}, got ${o.loraTargets.join(", ")}`,
+  );
+  check(
+    o.layersToTransform === null ||
+      (o.layersToTransform.length > 0 && o.layersToTransform.every((l) => Number.isInteger(l) && l >= 0)),
+    `layers_to_transform must be layer indices (0, 1, ...), got ${o.layersToTransform}`,
+  );
+  check(
+    typeof o.cacheFrozenLayers === "boolean",
+    `cache_frozen_layers must be true or false, got ${o.cacheFrozenLayers}`,
   );
   check(o.learningRate > 0, `learning_rate must be positive, got ${o.learningRate}`);
   check(positiveInt(o.numEpochs), `num_train_epochs must be a positive integer, got ${o.numEpochs}`);

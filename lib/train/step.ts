@@ -21,6 +21,7 @@ import type { LlamaModel } from "../model/llama.ts";
 import { attentionPairs, type BatchWork } from "./flops.ts";
 import { batchOf, type PlannedStep } from "./packing.ts";
 import type { SequenceToPack } from "../model/batch.ts";
+import type { FrozenPrefix } from "./frozen_prefix.ts";
 
 /** Which value of a step was not finite: its loss, its gradient norm, or the parameters after its update. */
 export type NonFinite = "loss" | "gradient" | "update";
@@ -45,6 +46,8 @@ export interface StepOptions {
   readonly seed: number;
   /** Number of the step's first micro-batch in the run (distinct for every micro-batch of the run). */
   readonly firstMicroBatch: number;
+  /** The examples' frozen-layer outputs: forwards then start at the lowest adapted layer. */
+  readonly prefix?: FrozenPrefix;
 }
 
 /**
@@ -96,7 +99,10 @@ export function trainStep(
   lora.zeroGrads();
   let lossSum = 0;
   batches.forEach((batch, m) => {
-    lossSum += model.forward(batch, { dropoutSeed: dropoutSeedOf(options.seed, options.firstMicroBatch + m) }).lossSum;
+    lossSum += model.forward(batch, {
+      dropoutSeed: dropoutSeedOf(options.seed, options.firstMicroBatch + m),
+      hidden: options.prefix?.of(step.batches[m]),
+    }).lossSum;
     // The step's loss is the mean over all its completion tokens, whichever micro-batch holds them.
     model.backward({ gradScale: 1 / lossRows });
     work.tokens += batch.tokens.length;

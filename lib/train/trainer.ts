@@ -14,7 +14,7 @@
  * adapter_config.json, adapter_model.safetensors   the final adapters (PEFT)
  * trainer_state.json                               where the run ended, best metric and step
  * training_args.json                               the options, label set and prompt template
- * best/                                            the adapters of the best evaluation
+ * best/                                            the adapters of the best evaluation, training_args.json
  * checkpoint-<step>/                               adapters + AdamW moments + state, to resume
  * metrics.jsonl, runs/<run>/events.out.tfevents.*  the logs
  * ```
@@ -62,6 +62,8 @@ import {
 } from "./checkpoint.ts";
 import { prepareSftData, type SftData } from "./dataset.ts";
 import { type EvalDecoding, type EvalResult, evaluate } from "./evaluate.ts";
+import { FrozenPrefix } from "./frozen_prefix.ts";
+import { ExampleProgress } from "../predict/progress.ts";
 import { trainingFlops } from "./flops.ts";
 import { MetricsLog } from "./metrics_log.ts";
 import { type BestMetric, type ResolvedTrainOptions, resolveTrainOptions, type TrainOptions } from "./options.ts";
@@ -205,6 +207,28 @@ function argsJson(o: ResolvedTrainOptions, data: SftData, source: string): strin
   return JSON.stringify(args, null, 2) + "\n";
 }
 
+/** The frozen layers' outputs of the training and validation examples, with a progress bar over both. */
+function frozenPrefixes(
+  model: LlamaModel,
+  data: SftData,
+  tokenBudget: number,
+  sink: ProgressSink | null,
+): { train: FrozenPrefix; validation: FrozenPrefix | undefined } {
+  const total = data.train.length + (data.validation?.length ?? 0);
+  const label = `frozen layers 0-${model.lora!.firstLayer - 1}`;
+  const bar = sink === null ? null : new ExampleProgress(label, total, { sink });
+  try {
+    const progress = (n: number) => bar?.add(n);
+    const train = FrozenPrefix.compute(model, data.train, tokenBudget, progress);
+    const validation = data.validation
+      ? FrozenPrefix.compute(model, data.validation, tokenBudget, progress)
+      : undefined;
+    return { train, validation };
+  } finally {
+    bar?.finish();
+  }
+}
+
 /**
  * Trains LoRA adapters as the options say (see {@link TrainOptions}) and
  * writes them, the checkpoints and the logs under `outputDir`.
@@ -244,7 +268,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     seed: o.seed,
   });
   using model = new LlamaModel(backend, config, loaded.weights, {
-    lora: { r: o.loraR, alpha: o.loraAlpha, dropout: o.loraDropout, rslora: o.useRslora, targets: o.loraTargets },
+    lora: {
+      r: o.loraR,
+      alpha: o.loraAlpha,
+      dropout: o.loraDropout,
+      rslora: o.useRslora,
+      targets: o.loraTargets,
+      layers: o.layersToTransform,
+    },
     loraSeed: o.seed,
     recompute: o.recompute,
   });
@@ -272,7 +303,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (resume) state = restore(resume.dir, resume.checkpoint, backend, lora, state);
 
   await Deno.mkdir(o.outputDir, { recursive: true });
-  await writeFileAtomic(`${o.outputDir}/training_args.json`, argsJson(o, data, source));
+  const args = argsJson(o, data, source);
+  await writeFileAtomic(`${o.outputDir}/training_args.json`, args);
   using log = await MetricsLog.open(o.outputDir, {
     tensorboard: o.reportTo === "tensorboard",
     resumeStep: resume ? state.global_step : undefined,
@@ -282,6 +314,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     bar?.message(`${data.truncated} texts were shortened to fit max_seq_length ${o.maxSeqLength}`);
   }
 
+  const prefix = o.cacheFrozenLayers && lora.firstLayer > 0 ? frozenPrefixes(model, data, o.batchTokens, sink) : null;
+
   const schedule = {
     type: o.lrSchedulerType,
     peakLr: o.learningRate,
@@ -290,11 +324,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
   const decoding: EvalDecoding = o.evalDecode === "score"
     ? { kind: "score", answers: data.labels, completions: data.labelCompletions! }
-    : {
-      kind: "generate",
-      decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-      stopTokens: [...new Set([eosId, ...config.eosTokenIds])],
-    };
+    : { kind: "generate", stopTokens: [...new Set([eosId, ...config.eosTokenIds])] };
   const lastLogged = log.kept.findLast((r) => r.type === "train")?.loss;
   let trainLoss = typeof lastLogged === "number" ? lastLogged : NaN;
   let lastEval: EvalResult | null = null, tokens = 0, seconds = 0;
@@ -315,6 +345,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         },
         seed: o.seed,
         firstMicroBatch: s * o.gradientAccumulationSteps,
+        prefix: prefix?.train,
       });
       const skipped = r.nonFinite === "loss" || r.nonFinite === "gradient";
       if (r.nonFinite !== null && !(skipped && o.skipNonfiniteSteps)) throw nonFiniteError(s + 1, r, lr, lastGood);
@@ -351,14 +382,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const last = s + 1 === plan.length;
       const epochEnd = last || plan[s + 1].epoch !== plan[s].epoch;
       if (data.validation && (last || (o.evalSteps > 0 ? (s + 1) % o.evalSteps === 0 : epochEnd))) {
-        lastEval = evaluate(model, data.validation, o.batchTokens, decoding);
+        lastEval = evaluate(model, data.validation, o.batchTokens, decoding, prefix?.validation);
         log.eval({ step: s + 1, epoch: state.epoch, loss: lastEval.loss, accuracy: lastEval.accuracy });
         const value = o.metricForBestModel === "eval_loss" ? lastEval.loss : lastEval.accuracy;
         const better = state.best_metric === null ||
           (o.metricForBestModel === "eval_loss" ? value < state.best_metric : value > state.best_metric);
         if (better) {
           state = { ...state, best_metric: value, best_global_step: s + 1 };
-          await writeDirAtomic(`${o.outputDir}/best`, (tmp) => writePeftAdapter(tmp, lora.toPeft(source)));
+          // With the run's settings beside them, `predict --output_dir <run>/best` works as on the run itself.
+          await writeDirAtomic(`${o.outputDir}/best`, async (tmp) => {
+            await writePeftAdapter(tmp, lora.toPeft(source));
+            await writeFileAtomic(`${tmp}/training_args.json`, args);
+          });
         }
         bar?.message(
           `step ${s + 1}: eval loss ${lastEval.loss.toFixed(4)}, accuracy ${lastEval.accuracy.toFixed(4)}` +

@@ -1,10 +1,11 @@
 """PEFT adapter reference: PEFT 0.21 loads the adapter lorac wrote, and writes adapters for lorac to read,
 both on the real stories260K Llama.
 
-params: {"model": HF folder, "ours": adapter folder lorac wrote, "seed",
+params: {"model": HF folder, "ours": adapter folder lorac wrote, "ours_top": one of some layers only, "seed",
          "theirs": [{"dir", "r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora",
-                     "rank_pattern", "alpha_pattern", "dtype": "float32" | "bfloat16"}]}
+                     "rank_pattern", "alpha_pattern", "layers_to_transform", "dtype": "float32" | "bfloat16"}]}
 outputs: ours.<module>.A / .B (f32): the LoRA weights PeftModel.from_pretrained(base, ours) holds;
+         ours_top.<module>.A / .B: the same for ours_top;
          theirs<i>.<module>.A / .B (f32): the random nonzero weights of the adapter PEFT saved in theirs[i].dir.
 params:  ours_scaling / theirs_scaling[i] {module: PEFT's scaling}, ours_config (what PEFT parsed),
          theirs_json[i] (the adapter_config.json PEFT wrote).
@@ -50,6 +51,13 @@ result["ours_config"] = {
     "base_model_name_or_path": cfg.base_model_name_or_path,
 }
 
+# Ours with layers_to_transform: PEFT adapts those layers only.
+model = PeftModel.from_pretrained(base(), params["ours_top"])
+for name, layer in lora_layers(model):
+    out[f"ours_top.{name}.A"] = layer.lora_A["default"].weight.float()
+    out[f"ours_top.{name}.B"] = layer.lora_B["default"].weight.float()
+result["ours_top_layers"] = model.peft_config["default"].layers_to_transform
+
 # Theirs: PEFT adapters with random nonzero weights, saved for us to read.
 result["theirs_scaling"], result["theirs_json"] = [], []
 torch.manual_seed(params["seed"])
@@ -58,6 +66,7 @@ for i, case in enumerate(params["theirs"]):
         r=case["r"], lora_alpha=case["lora_alpha"], lora_dropout=case["lora_dropout"],
         target_modules=case["target_modules"], use_rslora=case["use_rslora"],
         rank_pattern=case["rank_pattern"], alpha_pattern=case["alpha_pattern"], task_type="CAUSAL_LM",
+        layers_to_transform=case["layers_to_transform"],
     )
     model = get_peft_model(base(), config)
     with torch.no_grad():

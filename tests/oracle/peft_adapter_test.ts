@@ -1,7 +1,8 @@
 // PEFT adapter files against PEFT 0.21.2 on the real stories260K Llama: PEFT loads the adapter we
 // write with identical tensors and scaling; we read the adapters PEFT writes (f32 with rank and alpha
 // patterns; bf16 with rsLoRA) with identical tensors; and our adapter_config.json has exactly the
-// fields and values PEFT writes for the same settings.
+// fields and values PEFT writes for the same settings. Adapters of some layers only (layers_to_transform)
+// go both ways too.
 import assert from "node:assert/strict";
 import {
   adapterConfigJson,
@@ -32,10 +33,10 @@ interface TheirCase {
   dtype: "float32" | "bfloat16";
 }
 
-/** Random nonzero LoRA weights for every target of every layer: A ~ U(±1/sqrt(in)) as PEFT inits it, B normal. */
-function randomModules(rng: Rng, r: number): PeftLoraModule[] {
+/** Random nonzero LoRA weights for every target of `layers`: A ~ U(±1/sqrt(in)) as PEFT inits it, B normal. */
+function randomModules(rng: Rng, r: number, layers = [0, 1, 2, 3, 4]): PeftLoraModule[] {
   const modules: PeftLoraModule[] = [];
-  for (let layer = 0; layer < 5; layer++) {
+  for (const layer of layers) {
     for (const target of TARGETS) {
       const [block, inF, outF] = SHAPES[target];
       const bound = 1 / Math.sqrt(inF);
@@ -77,6 +78,8 @@ Deno.test("peft oracle: PEFT loads our adapter and we load PEFT's, tensors and s
     };
     const modules = randomModules(rng, 4);
     await writePeftAdapter(`${dir}/ours`, { config: ours, modules });
+    const topModules = randomModules(rng, 4, [3, 4]);
+    await writePeftAdapter(`${dir}/ours_top`, { config: { ...ours, layersToTransform: [3, 4] }, modules: topModules });
 
     const theirs: TheirCase[] = [
       {
@@ -103,10 +106,23 @@ Deno.test("peft oracle: PEFT loads our adapter and we load PEFT's, tensors and s
           baseModelNameOrPath: MODEL,
         },
       },
+      {
+        dtype: "float32",
+        config: {
+          r: 4,
+          loraAlpha: 8,
+          loraDropout: 0,
+          targetModules: TARGETS,
+          useRslora: false,
+          baseModelNameOrPath: MODEL,
+          layersToTransform: [2, 4],
+        },
+      },
     ];
     const out = await runOracle("peft_adapter_oracle.py", {
       model: MODEL,
       ours: `${dir}/ours`,
+      ours_top: `${dir}/ours_top`,
       seed: rng.seed,
       theirs: theirs.map((c, i) => ({
         dir: `${dir}/theirs${i}`,
@@ -117,6 +133,7 @@ Deno.test("peft oracle: PEFT loads our adapter and we load PEFT's, tensors and s
         use_rslora: c.config.useRslora,
         rank_pattern: c.config.rankPattern ?? {},
         alpha_pattern: c.config.alphaPattern ?? {},
+        layers_to_transform: c.config.layersToTransform ?? null,
         dtype: c.dtype,
       })),
     }, {});
@@ -136,6 +153,11 @@ Deno.test("peft oracle: PEFT loads our adapter and we load PEFT's, tensors and s
       peft_type: "LORA",
       base_model_name_or_path: MODEL,
     });
+
+    // Ours of layers 3 and 4 only: PEFT adapts exactly those, with our weights.
+    assert.deepEqual(modulesIn(out, "ours_top"), new Set(topModules.map((m) => m.module)), "ours_top in PEFT");
+    for (const m of topModules) assertModuleEqual(out, "ours_top", m, `ours_top in PEFT, ${seed}`);
+    assert.deepEqual(out.params.ours_top_layers, [3, 4]);
 
     // Theirs in ours.
     const theirScaling = out.params.theirs_scaling as Record<string, number>[];
