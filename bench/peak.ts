@@ -13,6 +13,8 @@ export interface Peak {
   threads: number;
   fp32_gflops: number;
   fp32_gflops_core: number;
+  /** Whether the CPU has bf16 dot-product instructions (else bf16 math runs on the fp32 units, converted). */
+  bf16_native: boolean;
   bf16_gflops: number;
   bf16_gflops_core: number;
 }
@@ -42,6 +44,7 @@ export async function measurePeak(): Promise<Peak> {
     threads: runs[0].threads,
     fp32_gflops: best("fp32_gflops"),
     fp32_gflops_core: best("fp32_gflops_core"),
+    bf16_native: runs[0].bf16_native,
     bf16_gflops: best("bf16_gflops"),
     bf16_gflops_core: best("bf16_gflops_core"),
   };

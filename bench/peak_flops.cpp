@@ -122,7 +122,8 @@ int main() {
     bn = fn;
   }
   printf("{\"isa\":\"%s\",\"threads\":%d,\"fp32_gflops_1t\":%.1f,\"fp32_gflops\":%.1f,\"fp32_gflops_core\":%.1f,"
-         "\"bf16_gflops_1t\":%.1f,\"bf16_gflops\":%.1f,\"bf16_gflops_core\":%.1f}\n",
-         isa, threads, f1.all, fn.all, std::max(f1.core, fn.core), b1.all, bn.all, std::max(b1.core, bn.core));
+         "\"bf16_native\":%s,\"bf16_gflops_1t\":%.1f,\"bf16_gflops\":%.1f,\"bf16_gflops_core\":%.1f}\n",
+         isa, threads, f1.all, fn.all, std::max(f1.core, fn.core),
+         __builtin_cpu_supports("avx512bf16") ? "true" : "false", b1.all, bn.all, std::max(b1.core, bn.core));
   return 0;
 }

@@ -170,8 +170,10 @@ static bool chosen_level(IsaLevel *level, const char **bad) {
   return true;
 }
 
-// bf16_inputs: A is bf16 and B is bf16 or NF4, so bf16 products lose nothing
-// the inputs had not already lost.
+// bf16_inputs: A and B are both bf16, so bf16 products lose nothing the inputs
+// had not already lost. Not for NF4: a code times its f32 absmax is not a bf16
+// number, and rounding it there moved results ~1e-3 off bitsandbytes' float32
+// compute (found on a CPU with avx512bf16: tests/oracle/lora_test.ts).
 static const GemmKernel *pick_kernel(IsaLevel level, bool bf16_inputs) {
 #if defined(__x86_64__)
   if (level == kLevelAvx512)
@@ -303,7 +305,7 @@ static void scale_c(const Problem &pr) {
 static void run_gemm(lorac_ctx *ctx, IsaLevel level, const Problem &pr) {
   if (pr.M == 0 || pr.N == 0) return;
   if (pr.K == 0 || pr.alpha == 0.0f) return scale_c(pr);
-  const bool bf16_inputs = pr.a.dtype == LORAC_BF16 && pr.b.dtype != LORAC_F32;
+  const bool bf16_inputs = pr.a.dtype == LORAC_BF16 && pr.b.dtype == LORAC_BF16;
   const GemmKernel &kern = *pick_kernel(level, bf16_inputs);
   // Small products are not worth waking a second thread.
   const int threads = 2.0 * pr.M * pr.N * pr.K < 2e6 ? 1 : std::max(1, ctx_threads(ctx));

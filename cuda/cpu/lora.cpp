@@ -3,13 +3,17 @@
 // keep_i from lorac.h's counter-based hash of the element index row*K+col, so
 // the backward recomputes the forward's mask instead of storing it.
 //
-// All products are small-rank (r is 8..64): each is written either as row
-// dot products (k contiguous in both operands) or as row updates y += a·x
-// (contiguous in the output), both with fixed summation orders so results do
-// not depend on the thread count, and with inner loops the compiler vectorizes.
+// Without dropout, every product is a call of the blocked GEMM (gemm.cpp),
+// which splits work over output rows and columns only, so results do not
+// depend on the thread count. With dropout the masked X never exists in
+// memory: the products that read it are written either as row dot products
+// (k contiguous in both operands) or as row updates y += a·x (contiguous in
+// the output), with fixed summation orders and inner loops the compiler
+// vectorizes.
 #include <omp.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "common.h"
@@ -19,6 +23,14 @@ namespace {
 constexpr int kTile = 4;        // rows of X / dY handled together, sharing each load of A or B
 constexpr int kChunk = 256;    // columns per block of row updates
 constexpr int kTaskCols = 64;  // columns per task of the dA / dB accumulations
+
+// C = alpha·op(A)·op(B) + beta·C through lorac_gemm; a failure (it has set the error) becomes an exception.
+void gemm(lorac_ctx *ctx, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int a_dtype,
+          int64_t lda, const void *B, int b_dtype, int64_t ldb, float beta, void *C, int c_dtype, int64_t ldc) {
+  if (lorac_gemm(ctx, ta, tb, (int32_t)M, (int32_t)N, (int32_t)K, alpha, A, a_dtype, (int32_t)lda, B, b_dtype,
+                 (int32_t)ldb, beta, C, c_dtype, (int32_t)ldc) != LORAC_OK)
+    throw std::runtime_error(lorac_last_error(ctx));
+}
 
 struct Dropout {
   uint64_t seed;
@@ -94,6 +106,11 @@ void combine_rows(const float *const *coef, int rows, int64_t r, const float *sr
 void lora_forward(lorac_ctx *ctx, int64_t M, int64_t N, int64_t K, int64_t r, const void *X, int x_dtype,
                   const float *A, const float *B, float scale, const Dropout &drop, float *XA, void *Y,
                   int y_dtype) {
+  if (!drop.active) {
+    gemm(ctx, false, true, M, r, K, 1.0f, X, x_dtype, K, A, LORAC_F32, K, 0.0f, XA, LORAC_F32, r);  // XA = X·Aᵀ
+    gemm(ctx, false, true, M, N, r, scale, XA, LORAC_F32, r, B, LORAC_F32, r, 1.0f, Y, y_dtype, N);  // Y += s·XA·Bᵀ
+    return;
+  }
   const int threads = ctx_threads(ctx);
   // Bᵀ [r, N] scaled, so that Y rows are row updates: Y[m] += Σ_j XA[m, j]·scale·Bᵀ[j].
   std::vector<float> Bt((size_t)r * N);
@@ -159,6 +176,14 @@ void accumulate_transposed(lorac_ctx *ctx, int64_t M, int64_t cols, int64_t r, c
 void lora_backward(lorac_ctx *ctx, int64_t M, int64_t N, int64_t K, int64_t r, const void *X, int x_dtype,
                    const float *A, const float *B, float scale, const Dropout &drop, const float *XA,
                    const void *dY, int dy_dtype, float *dA, float *dB, void *dX, int dx_dtype) {
+  if (!drop.active) {
+    std::vector<float> G((size_t)M * r);
+    gemm(ctx, false, false, M, r, N, scale, dY, dy_dtype, N, B, LORAC_F32, r, 0.0f, G.data(), LORAC_F32, r);  // s·dY·B
+    gemm(ctx, true, false, N, r, M, scale, dY, dy_dtype, N, XA, LORAC_F32, r, 1.0f, dB, LORAC_F32, r);  // += s·dYᵀ·XA
+    gemm(ctx, true, false, r, K, M, 1.0f, G.data(), LORAC_F32, r, X, x_dtype, K, 1.0f, dA, LORAC_F32, K);  // += Gᵀ·X
+    if (dX) gemm(ctx, false, false, M, K, r, 1.0f, G.data(), LORAC_F32, r, A, LORAC_F32, K, 1.0f, dX, dx_dtype, K);
+    return;
+  }
   const int threads = ctx_threads(ctx);
   // Bᵀ [r, N], so that G = scale·dY·B is row dot products.
   std::vector<float> Bt((size_t)r * N);

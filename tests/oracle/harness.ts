@@ -124,6 +124,35 @@ export class OracleOutputs {
  * out.params;
  * ```
  */
+// ATEN_CPU_CAPABILITY=avx2: on an AVX-512 CPU bitsandbytes 0.50.2 would register its native AVX-512
+// dequantize_4bit, which has no reference to answer to; below AVX-512 it runs its reference code.
+const ORACLE_ENV = { PYTHONDONTWRITEBYTECODE: "1", TRANSFORMERS_VERBOSITY: "error", ATEN_CPU_CAPABILITY: "avx2" };
+
+let nf4Probe: Promise<{ ok: boolean; why: string }> | null = null;
+
+/**
+ * Whether this machine's bitsandbytes quantizes NF4 as bitsandbytes defines it (bnb_probe.py); on a CPU where
+ * it does not (0.50.2 on an AVX-512 + AMX Xeon), the tests that take it as the NF4 reference are skipped with
+ * `why` on the console, as they cannot judge lorac there.
+ *
+ * @example
+ * ```ts ignore
+ * import { bitsandbytesDefinesNf4 } from "./harness.ts";
+ * const { ok } = await bitsandbytesDefinesNf4();
+ * ```
+ */
+export function bitsandbytesDefinesNf4(): Promise<{ ok: boolean; why: string }> {
+  nf4Probe ??= (async () => {
+    const script = new URL("bnb_probe.py", oracleDir).pathname;
+    const result = await new Deno.Command(oraclePython(), { args: [script], env: ORACLE_ENV, stderr: "null" }).output();
+    if (!result.success) throw new Error(`oracle probe bnb_probe.py failed (exit ${result.code})`);
+    const probe = JSON.parse(new TextDecoder().decode(result.stdout).trim().split("\n").at(-1)!);
+    if (!probe.ok) console.warn(`skipping the bitsandbytes NF4 comparisons: ${probe.why}`);
+    return probe;
+  })();
+  return nf4Probe;
+}
+
 export async function runOracle(
   script: string,
   params: OracleParams,
@@ -141,7 +170,7 @@ export async function runOracle(
     const scriptPath = new URL(script, oracleDir).pathname;
     const result = await new Deno.Command(python, {
       args: [scriptPath, dir],
-      env: { PYTHONDONTWRITEBYTECODE: "1", TRANSFORMERS_VERBOSITY: "error" },
+      env: ORACLE_ENV,
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -37,6 +37,9 @@ def base_layer(kind, W):
     double = kind == "nf4_double"
     lin = bnb.nn.Linear4bit(K, N, bias=False, compute_dtype=torch.float32, compress_statistics=double, quant_type="nf4")
     lin.weight = bnb.nn.Params4bit(W.clone(), requires_grad=False, compress_statistics=double, quant_type="nf4", blocksize=64)
+    # On a CPU with avx512bf16 an inference forward would repack the weight for a fused kernel that rounds the
+    # input and absmax to bf16: not the float32 compute this reference stands for.
+    lin.support_avx512bf16_for_cpu = False
     return lin.to("cpu")  # quantizes
 
 

@@ -18,7 +18,7 @@ import { llamaTensorSlots } from "../../lib/model/weights.ts";
 import { assertClose } from "../reference/compare.ts";
 import { Rng } from "../reference/random.ts";
 import { randomizeAdapters, weightsOnDevice } from "../reference/tiny_llama.ts";
-import { type OracleArray, runOracle, tensor } from "./harness.ts";
+import { bitsandbytesDefinesNf4, type OracleArray, runOracle, tensor } from "./harness.ts";
 
 const STORIES = decodeURIComponent(new URL("../../../shared/models/stories260K/hf", import.meta.url).pathname);
 const reference = JSON.parse(await Deno.readTextFile(`${STORIES}/reference_outputs.json`)) as {
@@ -90,7 +90,10 @@ function weightInputs(backend: Backend, model: LlamaModel): Record<string, Oracl
   return inputs;
 }
 
-Deno.test("oracle model: the NF4 stories260K's logits equal transformers' on our dequantized weights", async () => {
+Deno.test({
+  name: "oracle model: the NF4 stories260K's logits equal transformers' on our dequantized weights",
+  ignore: !(await bitsandbytesDefinesNf4()).ok,
+}, async () => {
   using backend = await openBackend("cpu", { numThreads: 1 });
   using loaded = await loadModel(`${STORIES}/model.safetensors`, backend, quiet);
   using model = new LlamaModel(backend, loaded.config, loaded.weights, { lora: null });
