@@ -100,7 +100,8 @@ for (const path of paths) {
               const want = accumulate ? product.map((v, i) => v + y0[i]) : product;
               const what = `nf4 ${direction} ${path} M=${M} N=${N} K=${K} bs=${blocksize} in=${inDtype} ` +
                 `out=${outDtype} accumulate=${accumulate} seed=${rng.seed}`;
-              assertClose(download(yt), want, tolerance(outDtype, path === "avx512" && inDtype === "bf16"), what);
+              // bf16 inputs times NF4 weights still multiply in f32: a code times its absmax is no bf16 number.
+              assertClose(download(yt), want, tolerance(outDtype, false), what);
             }
           }
         }
