@@ -4,7 +4,7 @@
 // evaluate() reads off one teacher-forced forward is the accuracy of real greedy generation.
 import assert from "node:assert/strict";
 import { openBackend } from "../lib/backend/backend.ts";
-import { packBatch, type SequenceToPack } from "../lib/model/batch.ts";
+import { packBatch } from "../lib/model/batch.ts";
 import { generateGreedy } from "../lib/model/generate.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { loadModel } from "../lib/model/load.ts";
@@ -12,17 +12,18 @@ import { evaluate } from "../lib/train/evaluate.ts";
 import { FrozenPrefix } from "../lib/train/frozen_prefix.ts";
 import { trainStep } from "../lib/train/step.ts";
 import { Rng } from "./reference/random.ts";
-import { randomizeAdapters, randomWeights, tinyConfig, uploadWeights } from "./reference/tiny_llama.ts";
+import {
+  randomizeAdapters,
+  randomSequences,
+  randomWeights,
+  tinyConfig,
+  uploadWeights,
+} from "./reference/tiny_llama.ts";
 
 const STORIES = new URL("../../shared/models/stories260K/hf", import.meta.url).pathname;
 const rng = new Rng();
 
-function sequences(lengths: number[], vocab: number): SequenceToPack[] {
-  return lengths.map((n) => ({
-    tokens: Array.from({ length: n }, () => rng.int(0, vocab - 1)),
-    completionStart: Math.max(1, n - 3),
-  }));
-}
+const sequences = (lengths: number[], vocab: number) => randomSequences(rng, lengths, vocab, (n) => Math.max(1, n - 3));
 
 Deno.test("frozen prefix: starting at the lowest adapted layer gives the whole forward's loss, gradients, argmax", async () => {
   using backend = await openBackend("cpu", { numThreads: 1 });

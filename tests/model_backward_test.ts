@@ -5,12 +5,19 @@
 // influence each other.
 import assert from "node:assert/strict";
 import { openBackend } from "../lib/backend/backend.ts";
-import { packBatch, type SequenceToPack } from "../lib/model/batch.ts";
+import { packBatch } from "../lib/model/batch.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import type { LoraOptions } from "../lib/model/lora_params.ts";
 import { assertClose } from "./reference/compare.ts";
 import { Rng } from "./reference/random.ts";
-import { randomizeAdapters, randomWeights, tinyConfig, type TinySpec, uploadWeights } from "./reference/tiny_llama.ts";
+import {
+  randomizeAdapters,
+  randomSequences,
+  randomWeights,
+  tinyConfig,
+  type TinySpec,
+  uploadWeights,
+} from "./reference/tiny_llama.ts";
 
 interface BackwardCase {
   name: string;
@@ -58,12 +65,7 @@ const cases: BackwardCase[] = [
 
 const rng = new Rng();
 
-function sequences(lengths: number[], vocab: number): SequenceToPack[] {
-  return lengths.map((n) => ({
-    tokens: Array.from({ length: n }, () => rng.int(0, vocab - 1)),
-    completionStart: Math.max(1, n - 4),
-  }));
-}
+const sequences = (lengths: number[], vocab: number) => randomSequences(rng, lengths, vocab, (n) => Math.max(1, n - 4));
 
 Deno.test("model backward: every module's dA and dB equal finite differences of the loss", async () => {
   using backend = await openBackend("cpu", { numThreads: 1 }); // tiny models: threads only add overhead

@@ -5,7 +5,7 @@
 // the longest one's memory, and planning never changes results.
 import assert from "node:assert/strict";
 import { openBackend } from "../lib/backend/backend.ts";
-import { packBatch, type SequenceToPack } from "../lib/model/batch.ts";
+import { packBatch } from "../lib/model/batch.ts";
 import { sequenceLogits } from "../lib/model/generate.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import type { LoraOptions } from "../lib/model/lora_params.ts";
@@ -16,6 +16,7 @@ import {
   loraRef,
   lossRef,
   randomizeAdapters,
+  randomSequences,
   randomWeights,
   tinyConfig,
   type TinySpec,
@@ -57,12 +58,8 @@ const cases: ForwardCase[] = [
 
 const rng = new Rng();
 
-function sequences(lengths: number[], vocab: number): SequenceToPack[] {
-  return lengths.map((n) => ({
-    tokens: Array.from({ length: n }, () => rng.int(0, vocab - 1)),
-    completionStart: Math.max(1, Math.floor(n / 2)),
-  }));
-}
+const sequences = (lengths: number[], vocab: number) =>
+  randomSequences(rng, lengths, vocab, (n) => Math.max(1, Math.floor(n / 2)));
 
 Deno.test("model forward: loss and logits over packed sequences equal a float64 reference", async () => {
   using backend = await openBackend("cpu", { numThreads: 1 }); // tiny models: threads only add overhead

@@ -221,11 +221,8 @@ export class LlamaModel implements Disposable {
     if (dropout > 0 && options.dropoutSeed === undefined) {
       throw new Error("forward: LoRA dropout is on, so pass a dropoutSeed (a new one per forward, from your RNG)");
     }
-    this.#pending = null;
     const b = this.backend;
-    this.#train ??= new Activations(b, this.config, this.lora, this.#recompute ? "recompute" : "train");
-    const acts = this.#train.plan(batch.tokens.length, batch.cuSeqlens.length - 1, batch.lossRows.length);
-    acts.upload({ tokens: batch.tokens, cuSeqlens: batch.cuSeqlens, rows: batch.lossRows, targets: batch.targets });
+    const acts = this.#begin(batch);
     const ctx = this.#context(acts, dropout > 0 ? dropoutSeeds(this.lora!, options.dropoutSeed!, dropout) : null);
     const start = this.#start(acts, options.hidden);
     for (let l = start; l < this.config.numLayers; l++) this.#layerForward(ctx, acts, l);
@@ -258,15 +255,22 @@ export class LlamaModel implements Disposable {
     if (!Number.isInteger(layer) || layer < 0 || layer > this.config.numLayers) {
       throw new RangeError(`hiddenBefore: layer ${layer} is not in [0, ${this.config.numLayers}]`);
     }
-    checkBatch({ ...batch, lossRows: new Int32Array(0), targets: new Int32Array(0) }, this.config.vocabSize);
-    this.#pending = null;
-    this.#train ??= new Activations(this.backend, this.config, this.lora, this.#recompute ? "recompute" : "train");
-    const acts = this.#train.plan(batch.tokens.length, batch.cuSeqlens.length - 1, 0);
-    acts.upload({ tokens: batch.tokens, cuSeqlens: batch.cuSeqlens });
+    const rowless = { ...batch, lossRows: new Int32Array(0), targets: new Int32Array(0) };
+    checkBatch(rowless, this.config.vocabSize);
+    const acts = this.#begin(rowless);
     const ctx = this.#context(acts, null);
-    embedding(this.backend, acts.ints.tokens, this.weights.embeddings, acts.residual(0));
+    this.#start(acts, undefined);
     for (let l = 0; l < layer; l++) this.#layerForward(ctx, acts, l);
     return acts.residual(layer).toHost() as Float32Array;
+  }
+
+  /** Drops a pending forward, and plans and uploads a checked batch's activations. */
+  #begin(batch: TrainBatch): PlannedActivations {
+    this.#pending = null;
+    this.#train ??= new Activations(this.backend, this.config, this.lora, this.#recompute ? "recompute" : "train");
+    const acts = this.#train.plan(batch.tokens.length, batch.cuSeqlens.length - 1, batch.lossRows.length);
+    acts.upload({ tokens: batch.tokens, cuSeqlens: batch.cuSeqlens, rows: batch.lossRows, targets: batch.targets });
+    return acts;
   }
 
   /** Fills the residual stream where the forward starts (embeddings, or given hidden states); returns that layer. */

@@ -14,6 +14,7 @@ import { positionsFromCuSeqlens } from "../../lib/backend/packed.ts";
 import { Tensor } from "../../lib/backend/tensor.ts";
 import { type LlamaConfig, parseLlamaConfig } from "../../lib/formats/llama_config.ts";
 import { invFreqOf } from "../../lib/model/llama.ts";
+import type { SequenceToPack } from "../../lib/model/batch.ts";
 import type { LoraParams } from "../../lib/model/lora_params.ts";
 import {
   LINEAR_NAMES,
@@ -213,4 +214,27 @@ export function lossRef(
   const h = hiddenRef(config, w, batch.tokens, batch.cuSeqlens, lora);
   const { rowLoss } = crossEntropyRef(h, w.get("lm_head.weight")!, batch.lossRows, batch.targets, config.hiddenSize);
   return rowLoss.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Sequences of random token ids below `vocab`, one per length, whose completion starts at
+ * `completionStart(length)`.
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "./random.ts";
+ * import { randomSequences } from "./tiny_llama.ts";
+ * randomSequences(new Rng(1), [5, 3], 31, (n) => n - 2)[1].completionStart; // 1
+ * ```
+ */
+export function randomSequences(
+  rng: Rng,
+  lengths: readonly number[],
+  vocab: number,
+  completionStart: (length: number) => number,
+): SequenceToPack[] {
+  return lengths.map((n) => ({
+    tokens: Array.from({ length: n }, () => rng.int(0, vocab - 1)),
+    completionStart: completionStart(n),
+  }));
 }
