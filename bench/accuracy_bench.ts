@@ -96,13 +96,32 @@ function naiveBayes(train: Table, trainRows: string[][], test: Table, labels: st
   return { accuracy: m.accuracy, macroF1: m.macro.f1 };
 }
 
+/** The TF-IDF linear SVM's scores and its label for each test row, in file order. */
+interface SvmResult {
+  accuracy: number;
+  macroF1: number;
+  predicted: string[];
+}
+
 /** The TF-IDF linear-SVM baseline (bench/tfidf_svm.py) on two CSVs, or null without the oracle venv's scikit-learn. */
-async function tfidfSvm(trainCsv: string, testCsv: string): Promise<{ accuracy: number; macroF1: number } | null> {
+async function tfidfSvm(trainCsv: string, testCsv: string): Promise<SvmResult | null> {
   const python = await torchPython();
   if (python === null) return null;
   const script = new URL("tfidf_svm.py", import.meta.url).pathname;
   const out = JSON.parse(await run(python, [script, trainCsv, testCsv, LABEL_COLUMN, ...TEXT_FIELDS]));
-  return { accuracy: out.accuracy, macroF1: out.macro_f1 };
+  return { accuracy: out.accuracy, macroF1: out.macro_f1, predicted: out.predicted };
+}
+
+/**
+ * How two classifiers' test errors overlap: rows both get wrong, and the
+ * share of rows at least one gets right (the ceiling of any vote between them).
+ */
+function errorOverlap(gold: readonly string[], a: readonly (string | null)[], b: readonly string[]) {
+  const n = gold.length;
+  const wrongA = gold.filter((g, i) => a[i] !== g).length;
+  const wrongB = gold.filter((g, i) => b[i] !== g).length;
+  const bothWrong = gold.filter((g, i) => a[i] !== g && b[i] !== g).length;
+  return { wrongA, wrongB, bothWrong, eitherRight: (n - bothWrong) / n };
 }
 
 const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
@@ -190,7 +209,9 @@ if (import.meta.main) {
       numThreads: f.threads ? num("threads") : undefined,
     });
     if (r.metrics.kind !== "single") throw new Error("arxiv5 is single-label");
-    results.push({ decode, metrics: r.metrics, seconds: r.seconds, examplesPerSecond: r.examplesPerSecond });
+    const gold = r.predictions.map((p) => p.gold ?? "");
+    const overlap = svmFull ? errorOverlap(gold, r.predictions.map((p) => p.pred), svmFull.predicted) : null;
+    results.push({ decode, metrics: r.metrics, seconds: r.seconds, examplesPerSecond: r.examplesPerSecond, overlap });
   }
 
   console.log(`\n| model | decoding | test accuracy | micro F1 | macro F1 | wall time |`);
@@ -219,6 +240,12 @@ if (import.meta.main) {
     console.log(`\nconfusion matrix, ${r.decode} (rows = true, cols = pred; ${labels.join(", ")}):`);
     console.log(formatIntMatrix(r.metrics.confusion));
     if (r.metrics.invalidPredictions > 0) console.log(`invalid answers: ${r.metrics.invalidPredictions}`);
+    if (r.overlap) {
+      console.log(
+        `errors shared with the TF-IDF SVM: ${r.overlap.bothWrong} rows wrong in both (lorac ${r.overlap.wrongA}, ` +
+          `SVM ${r.overlap.wrongB}); one of the two right on ${r.overlap.eitherRight.toFixed(4)}`,
+      );
+    }
   }
   const summary = {
     date: new Date().toISOString(),
@@ -235,9 +262,10 @@ if (import.meta.main) {
       invalid: r.metrics.invalidPredictions,
       seconds: r.seconds,
       examplesPerSecond: r.examplesPerSecond,
+      errorsSharedWithSvm: r.overlap,
     })),
     naiveBayes: { subset: nbSubset, full: nbFull },
-    tfidfSvm: svmFull,
+    tfidfSvm: svmFull && { accuracy: svmFull.accuracy, macroF1: svmFull.macroF1 },
   };
   await writeFileAtomic(`${outDir}/accuracy.json`, JSON.stringify(summary, null, 2) + "\n");
   console.log(`\nfigures: ${outDir}/accuracy.json`);

@@ -2,7 +2,8 @@
 on TF-IDF features of word 1-2-grams and character 2-5-grams (sublinear tf, terms in at least 2 texts).
 
 usage: tfidf_svm.py TRAIN_CSV TEST_CSV LABEL_COLUMN TEXT_FIELD...
-prints: {"accuracy": ..., "macro_f1": ...} on the test CSV, texts joined as the bench joins them ("title. abstract").
+prints: {"accuracy": ..., "macro_f1": ..., "predicted": [...]} on the test CSV (predicted: one label per row, in file
+order), texts joined as the bench joins them ("title. abstract").
 """
 
 import csv
@@ -36,4 +37,5 @@ predicted = LinearSVC(C=0.3).fit(train_x, train_labels).predict(test_x)
 print(json.dumps({
     "accuracy": accuracy_score(test_labels, predicted),
     "macro_f1": f1_score(test_labels, predicted, average="macro"),
+    "predicted": predicted.tolist(),
 }))
