@@ -9,7 +9,8 @@
  * TF-IDF linear SVM (bench/tfidf_svm.py, with the oracle venv's
  * scikit-learn) trained on all of train.csv.
  *
- *   deno task bench:accuracy       the stated run: all rows, LoRA on layers 22-29, 2 epochs (~62 min on 2 cores)
+ *   deno task bench:accuracy       the default run: all rows, LoRA on layers 22-29, 2 epochs (~62 min on 2 cores)
+ *   deno task bench:accuracy --layers_to_transform 0-29    the best run: LoRA on every layer (~2 h)
  *   deno task bench:accuracy --train_per_label 20 --val_n 20 --test_n 20 --max_seq_length 96   a quick check
  *
  * `--train_per_label 0` and `--test_n 0` mean all rows.
