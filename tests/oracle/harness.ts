@@ -114,16 +114,6 @@ export class OracleOutputs {
   }
 }
 
-/**
- * Runs tests/oracle/<script> on `inputs` and returns what it wrote.
- *
- * @example
- * ```ts ignore
- * import { runOracle, tensor } from "./harness.ts";
- * const out = await runOracle("nf4_oracle.py", { cases: [] }, { w: tensor("f32", [1], new Float32Array([1])) });
- * out.params;
- * ```
- */
 // ATEN_CPU_CAPABILITY=avx2: on an AVX-512 CPU bitsandbytes 0.50.2 would register its native AVX-512
 // dequantize_4bit, which has no reference to answer to; below AVX-512 it runs its reference code.
 const ORACLE_ENV = { PYTHONDONTWRITEBYTECODE: "1", TRANSFORMERS_VERBOSITY: "error", ATEN_CPU_CAPABILITY: "avx2" };
@@ -142,17 +132,24 @@ let nf4Probe: Promise<{ ok: boolean; why: string }> | null = null;
  * ```
  */
 export function bitsandbytesDefinesNf4(): Promise<{ ok: boolean; why: string }> {
-  nf4Probe ??= (async () => {
-    const script = new URL("bnb_probe.py", oracleDir).pathname;
-    const result = await new Deno.Command(oraclePython(), { args: [script], env: ORACLE_ENV, stderr: "null" }).output();
-    if (!result.success) throw new Error(`oracle probe bnb_probe.py failed (exit ${result.code})`);
-    const probe = JSON.parse(new TextDecoder().decode(result.stdout).trim().split("\n").at(-1)!);
+  nf4Probe ??= runOracle("bnb_probe.py", {}, {}).then(({ params }) => {
+    const probe = params as { ok: boolean; why: string };
     if (!probe.ok) console.warn(`skipping the bitsandbytes NF4 comparisons: ${probe.why}`);
     return probe;
-  })();
+  });
   return nf4Probe;
 }
 
+/**
+ * Runs tests/oracle/<script> on `inputs` and returns what it wrote.
+ *
+ * @example
+ * ```ts ignore
+ * import { runOracle, tensor } from "./harness.ts";
+ * const out = await runOracle("nf4_oracle.py", { cases: [] }, { w: tensor("f32", [1], new Float32Array([1])) });
+ * out.params;
+ * ```
+ */
 export async function runOracle(
   script: string,
   params: OracleParams,
