@@ -13,11 +13,14 @@ never packs. Inputs: "tokens" (i32, the sequences end to end) and "cu_seqlens" (
   params "bnb_mismatch" counts the elements that differ from the "w.*" we sent.
 - "lora": the "weights" model wrapped by PEFT from params "adapter" (a folder we wrote, loaded
   trainable). The loss is the summed cross-entropy of the rows "loss_rows" (i32, indices into the
-  packed tokens, predicting "targets") over their count, as lorac computes it. Outputs "loss" [1] and
-  "g.<module>.lora_A" / "g.<module>.lora_B" (gradients); then, when params "adamw" is set
-  ({"steps", "lr", "weight_decay", "max_grad_norm"}), that many torch.optim.AdamW steps (clipping
-  with clip_grad_norm_ first) on the same batch from the loaded adapter, and "p.<module>.lora_A" /
-  "p.<module>.lora_B" after them.
+  packed tokens, predicting "targets") over their count, as lorac computes it. Outputs "loss" and
+  "g0.<module>.lora_A" / "g0.<module>.lora_B" (gradients). When params "adamw" is set ({"steps",
+  "lr", "weight_decay", "max_grad_norm"}), that many torch.optim.AdamW steps (clipping with
+  clip_grad_norm_ first) follow on the same batch, each from our parameters: step s > 0 starts from
+  the inputs "p<s>.<module>.lora_A" / "..lora_B" (lorac's adapter after its own step s - 1) while the
+  optimiser keeps its own moments, so each step is compared from equal parameters and float rounding
+  cannot compound along two trajectories. "loss" then holds every step's loss, "g<s>.*" every step's
+  gradients and "p<s+1>.*" the adapter after step s.
 """
 
 import os
@@ -107,19 +110,25 @@ def lora_case(params, inputs):
         # base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight -> model.layers.0.self_attn.q_proj.lora_A
         return name.removeprefix("base_model.model.").removesuffix(".default.weight")
 
-    loss = lora_loss(model, inputs)
-    loss.backward()
-    out = {"loss": loss.detach().reshape(1)}
-    out.update({"g." + key(n): p.grad for n, p in lora.items()})
     opt = params.get("adamw")
-    if opt:
-        adamw = torch.optim.AdamW(lora.values(), lr=opt["lr"], weight_decay=opt["weight_decay"], foreach=False)
-        for _ in range(opt["steps"]):
-            adamw.zero_grad()
-            lora_loss(model, inputs).backward()
+    adamw = torch.optim.AdamW(lora.values(), lr=opt["lr"], weight_decay=opt["weight_decay"], foreach=False) if opt else None
+    losses, out = [], {}
+    for step in range(opt["steps"] if opt else 1):
+        if step > 0:
+            with torch.no_grad():
+                for n, p in lora.items():
+                    p.copy_(inputs[f"p{step}." + key(n)])
+        for p in lora.values():
+            p.grad = None
+        loss = lora_loss(model, inputs)
+        loss.backward()
+        losses.append(loss.detach())
+        out.update({f"g{step}." + key(n): p.grad.clone() for n, p in lora.items()})
+        if adamw:
             torch.nn.utils.clip_grad_norm_(lora.values(), opt["max_grad_norm"])
             adamw.step()
-        out.update({"p." + key(n): p.detach() for n, p in lora.items()})
+            out.update({f"p{step + 1}." + key(n): p.detach().clone() for n, p in lora.items()})
+    out["loss"] = torch.stack(losses)
     return out
 
 
