@@ -22,7 +22,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { stringify } from "csv-stringify/sync";
 import { layerList } from "../cli/options.ts";
 import { buildCpu, buildDir } from "../cuda/build.ts";
@@ -36,6 +35,7 @@ import { train } from "../lib/train/trainer.ts";
 import { writeFileAtomic } from "../lib/util/atomic_write.ts";
 import { fitNaiveBayes, predictNaiveBayes } from "./naive_bayes.ts";
 import { run, torchPython } from "./peak.ts";
+import { benchFlags } from "./flags.ts";
 
 const DATA = new URL("../../shared/data/arxiv5/", import.meta.url).pathname;
 const TEXT_FIELDS = ["title", "abstract"];
@@ -128,7 +128,7 @@ function errorOverlap(gold: readonly string[], a: readonly (string | null)[], b:
 const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
 
 if (import.meta.main) {
-  const { values: f } = parseArgs({ args: Deno.args, options: FLAGS });
+  const f = benchFlags("bench:accuracy", Deno.args, FLAGS);
   const num = (k: keyof typeof FLAGS) => {
     const v = Number(f[k]);
     if (!Number.isFinite(v)) throw new Error(`--${k} ${f[k]}: give a number`);

@@ -22,13 +22,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type FuzzReport, runFuzz } from "../tests/fuzz/runner.ts";
 import { TARGETS } from "../tests/fuzz/targets.ts";
 import { caseSeed, seedOfCase } from "../tests/fuzz/case_seed.ts";
 import { judge } from "../tests/fuzz/oracle.ts";
 import { minimize } from "../tests/fuzz/minimize.ts";
 import { Rng } from "../tests/reference/random.ts";
+import { benchFlags } from "./flags.ts";
 
 const REGRESSIONS = new URL("../tests/fuzz/regressions/", import.meta.url);
 
@@ -82,7 +82,7 @@ function row(r: FuzzReport): string {
 }
 
 async function main(): Promise<void> {
-  const { values: f } = parseArgs({ args: Deno.args, options: FLAGS });
+  const f = benchFlags("bench:fuzz", Deno.args, FLAGS);
   if (f.replay) return await replay(f.replay, f.save);
   const names = f.targets ? f.targets.split(",") : Object.keys(TARGETS);
   for (const n of names) if (!TARGETS[n]) throw new Error(`--targets: no target "${n}"`);
