@@ -13,6 +13,7 @@
  * @module
  */
 
+import type { ComputeDType } from "../lib/backend/backend.ts";
 import type { DecodeMode } from "../lib/predict/decode.ts";
 import { predict } from "../lib/predict/predict.ts";
 import { peakRss } from "./peak.ts";
@@ -30,6 +31,8 @@ export interface LoracPredictConfig {
   decode: DecodeMode;
   /** How the frozen base is stored: "nf4" (lorac's default), "f32" or "bf16". */
   baseDtype: "nf4" | "f32" | "bf16";
+  /** What the NF4 base multiplies in (`--compute_dtype`). */
+  computeDtype: ComputeDType;
   threads: number;
   maxSeqLength: number;
   /** predict's batch_tokens. */
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
     labels: config.labels,
     decode: config.decode,
     baseDtype: config.baseDtype,
+    computeDtype: config.computeDtype,
     maxSeqLength: config.maxSeqLength,
     batchTokens: config.batchTokens,
     device: "cpu",

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { openBackend } from "../lib/backend/backend.ts";
+import { type ComputeDType, openBackend } from "../lib/backend/backend.ts";
 import { LlamaModel } from "../lib/model/llama.ts";
 import { loadModel } from "../lib/model/load.ts";
 import type { SequenceToPack } from "../lib/model/batch.ts";
@@ -25,6 +25,8 @@ export interface SideConfig {
   /** lorac, fp32, bf16 or nf4. */
   variant: string;
   threads: number;
+  /** What lorac's NF4 base multiplies in (`--compute_dtype`). */
+  computeDtype: ComputeDType;
   r: number;
   alpha: number;
   lr: number;
@@ -62,7 +64,7 @@ function cpuSeconds(): number {
 async function main(): Promise<void> {
   const config: SideConfig = JSON.parse(Deno.args[0]);
   const start = performance.now();
-  using backend = await openBackend("cpu", { numThreads: config.threads });
+  using backend = await openBackend("cpu", { numThreads: config.threads, computeDtype: config.computeDtype });
   using loaded = await loadModel(config.gguf, backend, { tokenizer: false, progress: false });
   using model = new LlamaModel(backend, loaded.config, loaded.weights, {
     lora: { r: config.r, alpha: config.alpha, dropout: 0 },

@@ -7,6 +7,7 @@
  *   deno task bench:predict                          the first 500 rows of arxiv5 test.csv
  *   deno task bench:predict --n 40 --batch_size 8 --adapter build/bench/accuracy/run/best
  *   deno task bench:predict --n 40 --base_dtype f32  lorac on the dequantized base too: a parity check
+ *   deno task bench:predict --compute_dtype bf16     lorac's NF4 base multiplies in bf16 (AMX, AVX512-BF16)
  *
  * Four ways, each in its own process (so each peak RSS is its own), on the
  * first --n rows of ../shared/data/arxiv5/test.csv under the seed's
@@ -42,6 +43,7 @@ import { buildCpu } from "../cuda/build.ts";
 import { readCsv } from "../lib/data/csv.ts";
 import { DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_FIELDS, labelSet, readExamples } from "../lib/data/examples.ts";
 import { smollm2Gguf } from "../lib/model/default_model.ts";
+import type { ComputeDType } from "../lib/backend/backend.ts";
 import type { DecodeMode } from "../lib/predict/decode.ts";
 import { train } from "../lib/train/trainer.ts";
 import type { LoracPredictConfig, PredictSideReport } from "./lorac_predict.ts";
@@ -63,6 +65,7 @@ const FLAGS = {
   batch_tokens: { type: "string", default: "4096" },
   max_seq_length: { type: "string", default: "512" },
   base_dtype: { type: "string", default: "nf4" },
+  compute_dtype: { type: "string", default: "f32" },
   adapter: { type: "string" },
   out: { type: "string" },
 } as const;
@@ -74,6 +77,7 @@ interface Args {
   batchTokens: number;
   maxSeqLength: number;
   baseDtype: "nf4" | "f32" | "bf16";
+  computeDtype: ComputeDType;
   adapter?: string;
   out: string;
 }
@@ -89,6 +93,10 @@ function parseFlags(args: string[]): Args {
   if (baseDtype !== "nf4" && baseDtype !== "f32" && baseDtype !== "bf16") {
     throw new RangeError(`--base_dtype ${baseDtype}: give nf4, f32 or bf16`);
   }
+  const computeDtype = f.compute_dtype;
+  if (computeDtype !== "f32" && computeDtype !== "bf16") {
+    throw new RangeError(`--compute_dtype ${computeDtype}: give f32 or bf16`);
+  }
   return {
     n: int("n"),
     threads: int("threads", navigator.hardwareConcurrency),
@@ -96,6 +104,7 @@ function parseFlags(args: string[]): Args {
     batchTokens: int("batch_tokens"),
     maxSeqLength: int("max_seq_length"),
     baseDtype,
+    computeDtype,
     adapter: f.adapter,
     out: f.out ?? new URL("results/predict.json", import.meta.url).pathname,
   };
@@ -183,6 +192,7 @@ async function main(): Promise<void> {
         labels,
         decode,
         baseDtype: args.baseDtype,
+        computeDtype: args.computeDtype,
         threads: args.threads,
         maxSeqLength: args.maxSeqLength,
         batchTokens: args.batchTokens,
@@ -190,7 +200,7 @@ async function main(): Promise<void> {
         promptsOut: decode === "generate" ? prompts : undefined,
       };
       reports.push([
-        `lorac ${decode} ${args.baseDtype}`,
+        `lorac ${decode} ${args.baseDtype}${args.computeDtype === "bf16" ? ", bf16 compute" : ""}`,
         await side(Deno.execPath(), ["run", "-A", script("lorac_predict.ts")], config),
       ]);
     }

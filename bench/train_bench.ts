@@ -5,6 +5,7 @@
  *
  *   deno task bench:train                                  1 warm-up + 2 measured steps of 2048 tokens
  *   deno task bench:train --steps 2 --budget 1024 --variants lorac,fp32,nf4 --threads 2 --out /tmp/t.json
+ *   deno task bench:train --compute_dtype bf16             lorac's NF4 base multiplies in bf16 (AMX, AVX512-BF16)
  *
  * Variants (`--variants`, default all): lorac (NF4 base), fp32, bf16
  * (autocast) and nf4 (bitsandbytes Linear4bit, where its CPU path trains);
@@ -37,6 +38,7 @@
  * @module
  */
 
+import type { ComputeDType } from "../lib/backend/backend.ts";
 import { buildCpu } from "../cuda/build.ts";
 import { DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_FIELDS, labelSet, readExamples } from "../lib/data/examples.ts";
 import { PromptTemplate } from "../lib/data/prompts.ts";
@@ -75,11 +77,13 @@ interface Args {
   budget: number;
   threads: number;
   bf16Steps: number;
+  /** What lorac's NF4 base multiplies in. */
+  computeDtype: ComputeDType;
   variants: Variant[];
   out: string;
 }
 
-const USAGE = "flags: --steps N --warmup N --budget TOKENS --threads N --bf16-steps N " +
+const USAGE = "flags: --steps N --warmup N --budget TOKENS --threads N --bf16-steps N --compute_dtype f32|bf16 " +
   `--variants ${Object.keys(VARIANTS).join(",")} --out FILE`;
 
 function parseArgs(args: string[]): Args {
@@ -110,10 +114,15 @@ function parseArgs(args: string[]): Args {
     if (!(v in VARIANTS)) throw new Error(`--variants: unknown variant ${v}; pick from ${Object.keys(VARIANTS)}`);
   }
   const out = flags.get("--out") ?? DEFAULT_OUT;
+  const computeDtype = flags.get("--compute_dtype") ?? "f32";
+  if (computeDtype !== "f32" && computeDtype !== "bf16") {
+    throw new Error(`--compute_dtype ${computeDtype}: give f32 or bf16`);
+  }
   flags.delete("--variants");
   flags.delete("--out");
+  flags.delete("--compute_dtype");
   if (flags.size > 0) throw new Error(`bench/train_bench.ts: unknown flag ${[...flags.keys()][0]}; ${USAGE}`);
-  return { ...parsed, variants: variants as Variant[], out };
+  return { ...parsed, computeDtype, variants: variants as Variant[], out };
 }
 
 /**
@@ -325,7 +334,16 @@ async function main(): Promise<void> {
     for (const variant of args.variants) {
       const { warmup, steps } = runs(variant);
       console.error(`${VARIANTS[variant]}: ${warmup} warm-up + ${steps} measured steps ...`);
-      const config = { gguf, batches: file, variant, threads: args.threads, ...LORA, lr: LR, steps: warmup + steps };
+      const config = {
+        gguf,
+        batches: file,
+        variant,
+        threads: args.threads,
+        computeDtype: args.computeDtype,
+        ...LORA,
+        lr: LR,
+        steps: warmup + steps,
+      };
       // A side that crashes leaves a row saying so; the other variants' figures still come out.
       const report = await runSide(variant, config, python).catch((e: Error): SideReport => {
         console.error(e.message);
@@ -344,7 +362,8 @@ async function main(): Promise<void> {
     LINEAR_NAMES.reduce((n, name) => n + linearShape(config, name).reduce((a, b) => a + b), 0);
   const rows = args.variants.map((variant): Measured | Skipped => {
     const report = reports.get(variant)!;
-    if ("skipped" in report) return { variant, name: VARIANTS[variant], skipped: report.skipped };
+    const name = VARIANTS[variant] + (variant === "lorac" && args.computeDtype === "bf16" ? ", bf16 compute" : "");
+    if ("skipped" in report) return { variant, name, skipped: report.skipped };
     const { warmup } = runs(variant);
     const measured = report.steps.slice(warmup);
     const sum = (f: (s: StepReport) => number) => measured.reduce((a, s) => a + f(s), 0);
@@ -354,7 +373,7 @@ async function main(): Promise<void> {
     const gflops = corePeak(variant, peak);
     return {
       variant,
-      name: VARIANTS[variant] + (variant === "bf16" && emulatedBf16 ? ` (${measured.length} step, no warm-up)` : ""),
+      name: name + (variant === "bf16" && emulatedBf16 ? ` (${measured.length} step, no warm-up)` : ""),
       measuredSteps: measured.length,
       tokens,
       msPerStep: 1000 * median(measured.map((s) => s.seconds)),

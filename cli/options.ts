@@ -13,7 +13,7 @@
  */
 
 import type { Command } from "commander";
-import type { DeviceChoice } from "../lib/backend/backend.ts";
+import type { ComputeDType, DeviceChoice } from "../lib/backend/backend.ts";
 import { LINEAR_NAMES, type LinearName } from "../lib/model/weights.ts";
 import type { PredictOptions } from "../lib/predict/predict.ts";
 import { DECODE_MODES, type DecodeMode } from "../lib/predict/decode.ts";
@@ -218,6 +218,13 @@ const SPECS = {
     help: "CPU threads (default: all cores)",
     parse: positiveInt("--num_threads"),
   },
+  compute_dtype: {
+    flags: "--compute_dtype <dtype>",
+    help: "what the NF4 base multiplies in: f32 | bf16 (bf16 rounds both operands as bitsandbytes' bf16 " +
+      "compute does, on CPUs with AMX or AVX512-BF16; default: f32 on the CPU, bf16 on CUDA, which has " +
+      "only bf16)",
+    parse: oneOf("--compute_dtype", ["f32", "bf16"] as const),
+  },
   batch_tokens: {
     flags: "--batch_tokens <n>",
     help: "most tokens in one batch; sequences are packed without padding (default: 4096)",
@@ -396,6 +403,7 @@ export interface FlagValues {
   seed?: number;
   device?: DeviceChoice;
   num_threads?: number;
+  compute_dtype?: ComputeDType;
   batch_tokens?: number;
   per_device_train_batch_size?: number;
   gradient_accumulation_steps?: number;
@@ -497,6 +505,7 @@ export function trainOptionsFrom(v: FlagValues): TrainOptions {
     skipNonfiniteSteps: v.skip_nonfinite_steps,
     device: v.device,
     numThreads: v.num_threads,
+    computeDtype: v.compute_dtype,
   };
 }
 
@@ -532,5 +541,6 @@ export function predictOptionsFrom(v: FlagValues): PredictOptions {
     batchTokens: v.batch_tokens,
     device: v.device,
     numThreads: v.num_threads,
+    computeDtype: v.compute_dtype,
   };
 }

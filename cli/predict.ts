@@ -37,6 +37,7 @@ const PREDICT_FLAGS: readonly FlagName[] = [
   "batch_tokens",
   "device",
   "num_threads",
+  "compute_dtype",
 ];
 
 /** What is printed after the scores: speed, invalid answers, and where the files are. */

@@ -55,6 +55,7 @@ const TRAIN_FLAGS: readonly FlagName[] = [
   "seed",
   "device",
   "num_threads",
+  "compute_dtype",
   "report_to",
   "eval_steps",
   "save_steps",

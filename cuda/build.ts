@@ -3,7 +3,7 @@
  * is on the machine, `libcudakernels` with nvcc. A library is rebuilt only
  * when a hash of its sources, flags and compiler changes.
  *
- * CPU files named `*_avx2.cpp` / `*_avx512.cpp` are compiled with that ISA's
+ * CPU files named `*_avx2.cpp` / `*_avx512.cpp` / `*_amx.cpp` are compiled with that ISA's
  * flags; the rest with baseline x86-64 flags, so one binary runs on any
  * x86-64 and picks its kernels at run time.
  *
@@ -47,6 +47,8 @@ function isaFlags(file: string): string[] {
     return ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-mfma", "-mf16c"];
   }
   if (file.endsWith("_avx2.cpp")) return ["-mavx2", "-mfma", "-mf16c"];
+  // Every CPU with AMX-BF16 has AVX-512 BF16, which the AMX file's packers use.
+  if (file.endsWith("_amx.cpp")) return ["-mamx-tile", "-mamx-bf16", "-mavx512f", "-mavx512bw", "-mavx512bf16"];
   return [];
 }
 

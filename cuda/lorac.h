@@ -32,7 +32,7 @@ extern "C" {
 #define LORAC_API __attribute__((visibility("default")))
 #endif
 
-#define LORAC_ABI_VERSION 1
+#define LORAC_ABI_VERSION 2
 
 enum lorac_dtype {
   LORAC_F32 = 0,
@@ -69,6 +69,12 @@ LORAC_API const char *lorac_last_error(lorac_ctx *ctx);
 /* A one-line description of the device and the kernel path in use
  * (e.g. "cpu: AMD EPYC, 2 threads, avx2"). */
 LORAC_API int lorac_device_name(lorac_ctx *ctx, char *buf, int32_t buf_len);
+/* The dtype the NF4 GEMMs multiply in: LORAC_F32 (the CPU default) or
+ * LORAC_BF16: both operands rounded to bf16 as bitsandbytes' bf16 compute
+ * does, f32 sums, on AMX tiles or AVX512-BF16 where the CPU has either (f32
+ * as by default on CPUs without). The GPU build multiplies in bf16 only and
+ * refuses LORAC_F32. */
+LORAC_API int lorac_set_compute_dtype(lorac_ctx *ctx, int32_t dtype);
 /* Count of live allocations made through lorac_alloc on this context. */
 LORAC_API int lorac_live_allocations(lorac_ctx *ctx, int64_t *count_out);
 

@@ -69,7 +69,18 @@ Deno.test("backend: a freed tensor refuses further use", async () => {
 
 Deno.test("backend: the device name says cpu and the kernel path", async () => {
   using backend = await openBackend("cpu");
-  assert.match(backend.deviceName, /^cpu: .+, \d+ threads, (avx512|avx2|portable)$/);
+  assert.match(backend.deviceName, /^cpu: .+, \d+ threads, (amx|avx512|avx2|portable)$/);
+});
+
+Deno.test("backend: the compute dtype is f32 or bf16; anything else is refused with what to pass", async () => {
+  using backend = await openBackend("cpu", { computeDtype: "bf16" });
+  const s = backend.lib.symbols;
+  backend.check(s.lorac_set_compute_dtype(backend.ctx, 0));
+  assert.throws(
+    () => backend.check(s.lorac_set_compute_dtype(backend.ctx, 2)),
+    /lorac_set_compute_dtype: dtype must be F32 \(0\) or BF16 \(1\), got 2/,
+  );
+  assert.equal(s.lorac_set_compute_dtype(null, 1), 1);
 });
 
 Deno.test("backend: --device cuda without a usable GPU names what is missing", async () => {

@@ -533,6 +533,11 @@ const ROWS: Row[] = [
     { "--num_train_epochs": ["-1"] },
     '--num_train_epochs must be a positive integer, got "-1"',
   ),
+  flagRow(
+    "--compute_dtype fp16",
+    { "--compute_dtype": ["fp16"] },
+    '--compute_dtype must be one of f32, bf16, got "fp16"',
+  ),
   {
     kind: "--device cuda with no GPU",
     command: "train",

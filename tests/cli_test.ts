@@ -16,7 +16,7 @@ async function lorac(...args: string[]): Promise<{ code: number; stdout: string;
 Deno.test("cli: info --device cpu names the CPU and its kernel path", async () => {
   const r = await lorac("info", "--device", "cpu");
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^cpu: .+ threads, (avx512|avx2|portable)\n$/);
+  assert.match(r.stdout, /^cpu: .+ threads, (amx|avx512|avx2|portable)\n$/);
 });
 
 Deno.test("cli: an unknown --device is one clear line and a non-zero exit", async () => {

@@ -72,6 +72,7 @@ Deno.test({
     const buf = new Uint8Array(64);
     const cases: [string, () => number][] = [
       ["lorac_sync", () => s.lorac_sync(null)],
+      ["lorac_set_compute_dtype", () => s.lorac_set_compute_dtype(null, 1)],
       ["lorac_alloc", () => s.lorac_alloc(null, 16n, buf)],
       ["lorac_copy_h2d", () => s.lorac_copy_h2d(null, null, buf, 16n)],
       ["lorac_convert", () => s.lorac_convert(null, null, 0, null, 1, 4n)],

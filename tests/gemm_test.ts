@@ -3,7 +3,7 @@ import { type Backend, KernelError, openBackend } from "../lib/backend/backend.t
 import { dtypeCode, fromBf16, toBf16 } from "../lib/backend/dtype.ts";
 import { type FloatTensor, nf4Gemm, nf4GemmDx } from "../lib/backend/gemm.ts";
 import { nf4Weight } from "../lib/backend/nf4.ts";
-import { assertClose, poison } from "./reference/compare.ts";
+import { assertClose, poison, relativeError } from "./reference/compare.ts";
 import { gemmRef, nf4GemmDxRef, nf4GemmRef } from "./reference/gemm.ts";
 import { nf4DequantizeRef } from "./reference/nf4.ts";
 import { Rng } from "./reference/random.ts";
@@ -11,7 +11,7 @@ import { Rng } from "./reference/random.ts";
 type Float = "f32" | "bf16";
 
 // Every kernel path this CPU can run, lowest first; LORAC_CPU_ISA selects one.
-const levels = ["portable", "avx2", "avx512"];
+const levels = ["portable", "avx2", "avx512", "amx"];
 const paths = await (async () => {
   using backend = await openBackend("cpu");
   const widest = backend.deviceName.split(", ").pop()!;
@@ -110,6 +110,58 @@ for (const path of paths) {
   }
 }
 
+// The CPU paths that multiply in bf16 when asked: AMX, and AVX-512 where the CPU has AVX512-BF16.
+const avx512Bf16 = await Deno.readTextFile("/proc/cpuinfo").then((t) => t.includes(" avx512_bf16"), () => false);
+
+for (const path of paths) {
+  Deno.test(`gemm: nf4 with compute dtype bf16 multiplies operands rounded to bf16 (${path})`, async () => {
+    using backend = await openBackend("cpu", { computeDtype: "bf16" });
+    const rounds = path === "amx" || (path === "avx512" && avx512Bf16);
+    const rng = new Rng();
+    // The AMX path packs whole 32-wide panels of 32-aligned NF4 runs with AVX-512 and C tiles of 32 x 32 in place:
+    // the last case has only such panels and tiles, over three k slices.
+    const cases = [...nf4Cases.filter((c) => c.M * c.N * c.K > 0), { M: 64, N: 64, K: 1088, blocksize: 64 }];
+    for (const { M, N, K, blocksize } of cases) {
+      const packed = new Uint8Array(N * K / 2).map(() => rng.int(0, 255));
+      const absmax = new Float32Array(N * K / blocksize).map(() => rng.uniform(0.01, 2));
+      // The f32 products of codes and absmax the library dequantizes to (exact in float64, then rounded).
+      const w = Float32Array.from(nf4DequantizeRef(packed, absmax, N * K, blocksize));
+      using q = nf4Weight(
+        backend.fromHost(packed, [N, K], "nf4"),
+        backend.fromHost(absmax, [absmax.length], "f32"),
+        blocksize,
+      );
+      for (const direction of ["forward", "dx"] as const) {
+        const [inCols, outCols] = direction === "forward" ? [K, N] : [N, K];
+        const x = rng.normals(M * inCols);
+        const old = rng.normals(M * outCols);
+        const ref = (x: Float32Array, w: Float32Array, accumulate: boolean) =>
+          (direction === "forward" ? nf4GemmRef(x, M, N, K, w) : nf4GemmDxRef(x, M, N, K, w))
+            .map((v, i) => accumulate ? v + old[i] : v);
+        using xt = upload(backend, x, [M, inCols], "f32");
+        for (const accumulate of [false, true]) {
+          using yt = upload(backend, accumulate ? old : poison(M * outCols), [M, outCols], "f32");
+          withIsa(
+            path,
+            () =>
+              direction === "forward"
+                ? nf4Gemm(backend, xt, q, yt, accumulate)
+                : nf4GemmDx(backend, xt, q, yt, accumulate),
+          );
+          const what = `nf4 ${direction} bf16 compute ${path} M=${M} N=${N} K=${K} accumulate=${accumulate} ` +
+            `seed=${rng.seed}`;
+          const got = download(yt);
+          const want = rounds ? ref(exact(x, "bf16"), exact(w, "bf16"), accumulate) : ref(x, w, accumulate);
+          assertClose(got, want, 1e-5, what);
+          if (rounds) {
+            assert.ok(relativeError(got, ref(x, w, accumulate)) > 1e-4, `${what}: the operands were not rounded`);
+          }
+        }
+      }
+    }
+  });
+}
+
 // ---- dense GEMM ----------------------------------------------------------------
 
 const denseCases = [
@@ -188,7 +240,7 @@ for (const path of paths) {
         }
         const what = `gemm ${path} transA=${transA} transB=${transB} M=${M} N=${N} K=${K} ` +
           `ld=${lda},${ldb},${ldc} alpha=${alpha} beta=${beta} ${aDtype}·${bDtype}->${cDtype} seed=${rng.seed}`;
-        const bf16Products = path === "avx512" && aDtype === "bf16" && bDtype === "bf16";
+        const bf16Products = (path === "avx512" || path === "amx") && aDtype === "bf16" && bDtype === "bf16";
         assertClose(body, want, tolerance(cDtype, bf16Products), what);
       }
     }
@@ -245,9 +297,9 @@ Deno.test("gemm: LORAC_CPU_ISA is read on every call and must name a path", asyn
   using y = backend.empty([2, 3], "f32");
   assert.throws(
     () => withIsa("sse9", () => nf4Gemm(backend, x, q, y)),
-    /LORAC_CPU_ISA=sse9 is not one of portable, avx2, avx512/,
+    /LORAC_CPU_ISA=sse9 is not one of portable, avx2, avx512, amx/,
   );
   // A level above the CPU's is lowered to what it has, never refused.
-  withIsa("avx512", () => nf4Gemm(backend, x, q, y));
+  withIsa("amx", () => nf4Gemm(backend, x, q, y));
   assert.deepEqual(download(y), new Float32Array(6).fill(32));
 });

@@ -9,6 +9,7 @@
 
 struct lorac_ctx {
   int num_threads;
+  bool compute_bf16;  // lorac_set_compute_dtype(LORAC_BF16)
   int64_t live_allocations;
   std::string last_error;
 };

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common.h"
+#include "gemm_kernels.h"
 
 static thread_local std::string global_error;
 
@@ -41,6 +42,14 @@ int lorac_ctx_create(int32_t device_index, int32_t num_threads, lorac_ctx **ctx_
   return LORAC_OK;
 }
 
+int lorac_set_compute_dtype(lorac_ctx *ctx, int32_t dtype) {
+  if (!ctx) return lorac_fail(nullptr, LORAC_ERR_ARGUMENT, "lorac_set_compute_dtype: ctx is NULL");
+  LORAC_REQUIRE(ctx, dtype == LORAC_F32 || dtype == LORAC_BF16,
+                "lorac_set_compute_dtype: dtype must be F32 (%d) or BF16 (%d), got %d", LORAC_F32, LORAC_BF16, dtype);
+  ctx->compute_bf16 = dtype == LORAC_BF16;
+  return LORAC_OK;
+}
+
 int lorac_ctx_destroy(lorac_ctx *ctx) {
   delete ctx;
   return LORAC_OK;
@@ -63,11 +72,12 @@ static std::string cpu_model_name() {
 }
 
 // The widest kernel path this CPU can run; gemm dispatch uses the same test.
+// "amx" adds the tile unit for bf16 products to the AVX-512 paths.
 const char *lorac_cpu_isa(void) {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl"))
-    return "avx512";
+    return lorac_amx_usable() ? "amx" : "avx512";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
 #endif
   return "portable";

@@ -11,7 +11,7 @@
 //
 // Accumulation is fp32; a bf16 C collects its sum in an fp32 workspace and is
 // rounded once at the end. The kernel path is picked at run time from the CPU
-// and lowered by LORAC_CPU_ISA=portable|avx2|avx512 (read on every call, so
+// and lowered by LORAC_CPU_ISA=portable|avx2|avx512|amx (read on every call, so
 // tests can run each path).
 #include <omp.h>
 
@@ -78,22 +78,25 @@ static const float *load_run(const Operand &op, int64_t i0, int64_t count, float
 
 static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
-// Panel length along k: bf16 pairs pad an odd k with a zero.
+// Panel length along k: bf16 pairs pad an odd k with a zero, AMX tiles to 32.
 static inline int64_t padded_k(GemmPacking packing, int64_t k) {
-  return packing == kPackBf16Pairs ? round_up(k, 2) : k;
+  return packing == kPackF32 ? k : round_up(k, packing == kPackAmx ? 32 : 2);
 }
 
-template <GemmPacking P>
+// Element (j, k) of a micro-panel of width w; `is_a`: the panel is A's (AMX lays A out by rows).
+template <GemmPacking P, bool is_a>
 static inline void put(void *panel, int w, int64_t k, int j, float v) {
   if (P == kPackF32)
     ((float *)panel)[k * w + j] = v;
+  else if (P == kPackAmx && is_a)
+    ((uint16_t *)panel)[((k >> 5) * w + j) * 32 + (k & 31)] = f32_to_bf16(v);
   else
     ((uint16_t *)panel)[((k >> 1) * w + j) * 2 + (k & 1)] = f32_to_bf16(v);
 }
 
 // Packs elements (x0..x0+xn, k0..k0+kn) into micro-panels of width w, zero
 // padded to w and to the panel length; tmp holds max(kn, w) floats.
-template <GemmPacking P>
+template <GemmPacking P, bool is_a>
 static void pack(const Operand &op, int64_t x0, int64_t xn, int64_t k0, int64_t kn, int w, void *dst,
                  float *tmp) {
   const int64_t kp = padded_k(P, kn);
@@ -101,19 +104,29 @@ static void pack(const Operand &op, int64_t x0, int64_t xn, int64_t k0, int64_t 
   for (int64_t s = 0; s < xn; s += w) {
     void *panel = (char *)dst + (size_t)(s / w) * w * kp * elem;
     const int ws = (int)std::min<int64_t>(w, xn - s);
+#if defined(__x86_64__)
+    if (P == kPackAmx && is_a && op.dtype == LORAC_F32 && op.sk == 1) {
+      amx_pack_a_f32((const float *)op.p + (x0 + s) * op.sx + k0, op.sx, ws, kn, kp, (uint16_t *)panel);
+      continue;
+    }
+    if (P == kPackAmx && !is_a && op.dtype == LORAC_NF4 &&
+        amx_pack_b_nf4((const uint8_t *)op.p, op.absmax, op.shift, op.sx, op.sk, x0 + s, ws, k0, kn,
+                       (uint32_t *)panel))
+      continue;
+#endif
     if (op.sk == 1) {  // runs along k: one x at a time
       for (int j = 0; j < ws; j++) {
         const float *run = load_run(op, (x0 + s + j) * op.sx + k0, kn, tmp);
-        for (int64_t k = 0; k < kn; k++) put<P>(panel, w, k, j, run[k]);
+        for (int64_t k = 0; k < kn; k++) put<P, is_a>(panel, w, k, j, run[k]);
       }
     } else {  // runs along x: one k at a time
       for (int64_t k = 0; k < kn; k++) {
         const float *run = load_run(op, (x0 + s) * op.sx + (k0 + k) * op.sk, ws, tmp);
-        for (int j = 0; j < ws; j++) put<P>(panel, w, k, j, run[j]);
+        for (int j = 0; j < ws; j++) put<P, is_a>(panel, w, k, j, run[j]);
       }
     }
     for (int64_t k = 0; k < kp; k++)
-      for (int j = k < kn ? ws : 0; j < w; j++) put<P>(panel, w, k, j, 0.0f);
+      for (int j = k < kn ? ws : 0; j < w; j++) put<P, is_a>(panel, w, k, j, 0.0f);
   }
 }
 
@@ -137,14 +150,15 @@ static const GemmKernel kPortable = {4, 8, 128, 256, 1024, kPackF32, kernel_port
 
 // ---- dispatch -------------------------------------------------------------
 
-enum IsaLevel { kLevelPortable = 0, kLevelAvx2 = 1, kLevelAvx512 = 2 };
+enum IsaLevel { kLevelPortable = 0, kLevelAvx2 = 1, kLevelAvx512 = 2, kLevelAmx = 3 };
 
 static IsaLevel cpu_level() {
   const char *isa = lorac_cpu_isa();
 #if defined(__x86_64__)
+  const bool avx512 = !std::strcmp(isa, "avx512") || !std::strcmp(isa, "amx");
   // The AVX-512 file is also built with -mavx512dq.
-  if (!std::strcmp(isa, "avx512") && __builtin_cpu_supports("avx512dq")) return kLevelAvx512;
-  if (!std::strcmp(isa, "avx512") || !std::strcmp(isa, "avx2")) return kLevelAvx2;
+  if (avx512 && __builtin_cpu_supports("avx512dq")) return !std::strcmp(isa, "amx") ? kLevelAmx : kLevelAvx512;
+  if (avx512 || !std::strcmp(isa, "avx2")) return kLevelAvx2;
 #endif
   (void)isa;
   return kLevelPortable;
@@ -162,6 +176,8 @@ static bool chosen_level(IsaLevel *level, const char **bad) {
     want = kLevelAvx2;
   else if (!std::strcmp(env, "avx512"))
     want = kLevelAvx512;
+  else if (!std::strcmp(env, "amx"))
+    want = kLevelAmx;
   else {
     *bad = env;
     return false;
@@ -170,25 +186,28 @@ static bool chosen_level(IsaLevel *level, const char **bad) {
   return true;
 }
 
-// bf16_inputs: A and B are both bf16, so bf16 products lose nothing the inputs
-// had not already lost. Not for NF4: a code times its f32 absmax is not a bf16
-// number, and rounding it there moved results ~1e-3 off bitsandbytes' float32
-// compute (found on a CPU with avx512bf16: tests/oracle/lora_test.ts).
-static const GemmKernel *pick_kernel(IsaLevel level, bool bf16_inputs) {
+// bf16 products: A and B both bf16 (bf16 products lose nothing the inputs had
+// not already lost), or the context's bf16 compute dtype. Not by default for
+// NF4: a code times its f32 absmax is not a bf16 number, and rounding it there
+// moved results ~1e-3 off bitsandbytes' float32 compute (found on a CPU with
+// avx512bf16: tests/oracle/lora_test.ts).
+static const GemmKernel *pick_kernel(IsaLevel level, bool bf16_products) {
 #if defined(__x86_64__)
-  if (level == kLevelAvx512)
-    return bf16_inputs && __builtin_cpu_supports("avx512bf16") ? gemm_kernel_avx512_bf16()
-                                                               : gemm_kernel_avx512_f32();
+  if (level == kLevelAmx && bf16_products) return gemm_kernel_amx_bf16();
+  if (level >= kLevelAvx512)
+    return bf16_products && __builtin_cpu_supports("avx512bf16") ? gemm_kernel_avx512_bf16()
+                                                                 : gemm_kernel_avx512_f32();
   if (level == kLevelAvx2) return gemm_kernel_avx2_f32();
 #endif
   (void)level;
-  (void)bf16_inputs;
+  (void)bf16_products;
   return &kPortable;
 }
 
 // ---- the driver -----------------------------------------------------------
 
 // C[M,N] = alpha * sum_k a(i,k) b(j,k) + beta * C, C f32 or bf16 with row stride ldc.
+// bf16_products: multiply a and b rounded to bf16 where the CPU has a bf16 kernel.
 struct Problem {
   int64_t M, N, K;
   float alpha, beta;
@@ -196,6 +215,7 @@ struct Problem {
   void *c;
   int c_dtype;
   int64_t ldc;
+  bool bf16_products;
 };
 
 struct AlignedFree {
@@ -228,7 +248,8 @@ struct Blocks {
 };
 
 static Blocks blocks_for(const GemmKernel &kern, int64_t rows, int64_t cols, int64_t K) {
-  return {balanced(rows, kern.mc, kern.mr), balanced(K, kern.kc, 2), balanced(cols, kern.nc, kern.nr)};
+  return {balanced(rows, kern.mc, kern.mr), balanced(K, kern.kc, padded_k(kern.packing, 1)),
+          balanced(cols, kern.nc, kern.nr)};
 }
 
 // c = bf16(sum + beta * c) for n elements, as f32_to_bf16 but branch-free so
@@ -256,11 +277,11 @@ static void gemm_tile(const GemmKernel &kern, const Blocks &bl, const Problem &p
     for (int64_t pc = 0; pc < pr.K; pc += bl.kc) {
       const int64_t kc = std::min<int64_t>(bl.kc, pr.K - pc);
       const int64_t kp = padded_k(P, kc);
-      const int64_t steps = P == kPackF32 ? kp : kp / 2;
-      pack<P>(pr.b, jc, nc, pc, kc, kern.nr, s.b.get(), (float *)s.tmp.get());
+      const int64_t steps = P == kPackF32 ? kp : kp / (P == kPackAmx ? 32 : 2);
+      pack<P, false>(pr.b, jc, nc, pc, kc, kern.nr, s.b.get(), (float *)s.tmp.get());
       for (int64_t ic = m0; ic < m1; ic += bl.mc) {
         const int64_t mc = std::min<int64_t>(bl.mc, m1 - ic);
-        pack<P>(pr.a, ic, mc, pc, kc, kern.mr, s.a.get(), (float *)s.tmp.get());
+        pack<P, true>(pr.a, ic, mc, pc, kc, kern.mr, s.a.get(), (float *)s.tmp.get());
         for (int64_t jr = 0; jr < nc; jr += kern.nr) {
           const char *bp = s.b.get() + (size_t)(jr * kp) * elem;
           for (int64_t ir = 0; ir < mc; ir += kern.mr) {
@@ -305,8 +326,7 @@ static void scale_c(const Problem &pr) {
 static void run_gemm(lorac_ctx *ctx, IsaLevel level, const Problem &pr) {
   if (pr.M == 0 || pr.N == 0) return;
   if (pr.K == 0 || pr.alpha == 0.0f) return scale_c(pr);
-  const bool bf16_inputs = pr.a.dtype == LORAC_BF16 && pr.b.dtype == LORAC_BF16;
-  const GemmKernel &kern = *pick_kernel(level, bf16_inputs);
+  const GemmKernel &kern = *pick_kernel(level, pr.bf16_products);
   // Small products are not worth waking a second thread.
   const int threads = 2.0 * pr.M * pr.N * pr.K < 2e6 ? 1 : std::max(1, ctx_threads(ctx));
   int tm = 1, tn = 1;
@@ -317,8 +337,8 @@ static void run_gemm(lorac_ctx *ctx, IsaLevel level, const Problem &pr) {
   // Allocated here, not inside the parallel region, so a failure is a clean error.
   std::unique_ptr<Scratch[]> scratch(new Scratch[threads]);
   for (int t = 0; t < threads; t++) {
-    scratch[t].a = alloc_floats(round_up(bl.mc, kern.mr) * bl.kc);
-    scratch[t].b = alloc_floats(round_up(bl.nc, kern.nr) * bl.kc);
+    scratch[t].a = alloc_floats(round_up(bl.mc, kern.mr) * padded_k(kern.packing, bl.kc));
+    scratch[t].b = alloc_floats(round_up(bl.nc, kern.nr) * padded_k(kern.packing, bl.kc));
     scratch[t].tmp = alloc_floats(std::max<int64_t>({bl.kc, kern.mr, kern.nr}));
     if (pr.c_dtype != LORAC_F32) scratch[t].ws = alloc_floats(rows * bl.nc);
   }
@@ -330,8 +350,10 @@ static void run_gemm(lorac_ctx *ctx, IsaLevel level, const Problem &pr) {
     if (m0 < m1 && n0 < n1) {
       if (kern.packing == kPackF32)
         gemm_tile<kPackF32>(kern, bl, pr, m0, m1, n0, n1, scratch[t]);
-      else
+      else if (kern.packing == kPackBf16Pairs)
         gemm_tile<kPackBf16Pairs>(kern, bl, pr, m0, m1, n0, n1, scratch[t]);
+      else
+        gemm_tile<kPackAmx>(kern, bl, pr, m0, m1, n0, n1, scratch[t]);
     }
   }
 }
@@ -346,8 +368,8 @@ static int check_dtype(lorac_ctx *ctx, const char *fn, const char *what, int dty
 
 static int check_level(lorac_ctx *ctx, const char *fn, IsaLevel *level) {
   const char *bad = nullptr;
-  LORAC_REQUIRE(ctx, chosen_level(level, &bad), "%s: LORAC_CPU_ISA=%s is not one of portable, avx2, avx512", fn,
-                bad);
+  LORAC_REQUIRE(ctx, chosen_level(level, &bad), "%s: LORAC_CPU_ISA=%s is not one of portable, avx2, avx512, amx",
+                fn, bad);
   return LORAC_OK;
 }
 
@@ -389,7 +411,7 @@ int lorac_nf4_gemm(lorac_ctx *ctx, int32_t M, int32_t N, int32_t K, const void *
   if (int st = check_level(ctx, fn, &level)) return st;
   // Y[i][n] = sum_k X[i][k] W[n][k]: a(i, k) = X[i*K + k], b(n, k) = W[n*K + k].
   const Problem pr = {M, N, K, 1.0f, accumulate ? 1.0f : 0.0f, dense(X, x_dtype, K, 1),
-                      nf4(W, absmax, blocksize, K, 1), Y, y_dtype, N};
+                      nf4(W, absmax, blocksize, K, 1), Y, y_dtype, N, ctx->compute_bf16};
   LORAC_TRY(ctx, run_gemm(ctx, level, pr); return LORAC_OK;)
 }
 
@@ -402,7 +424,7 @@ int lorac_nf4_gemm_dx(lorac_ctx *ctx, int32_t M, int32_t N, int32_t K, const voi
   if (int st = check_level(ctx, fn, &level)) return st;
   // dX[i][k] = sum_n dY[i][n] W[n][k]: a(i, n) = dY[i*N + n], b(k, n) = W[n*K + k].
   const Problem pr = {M, K, N, 1.0f, accumulate ? 1.0f : 0.0f, dense(dY, dy_dtype, N, 1),
-                      nf4(W, absmax, blocksize, 1, K), dX, dx_dtype, K};
+                      nf4(W, absmax, blocksize, 1, K), dX, dx_dtype, K, ctx->compute_bf16};
   LORAC_TRY(ctx, run_gemm(ctx, level, pr); return LORAC_OK;)
 }
 
@@ -429,7 +451,7 @@ int lorac_gemm(lorac_ctx *ctx, int32_t trans_a, int32_t trans_b, int32_t M, int3
   const Problem pr = {M, N, K, alpha, beta,
                       trans_a ? dense(A, a_dtype, 1, lda) : dense(A, a_dtype, lda, 1),
                       trans_b ? dense(B, b_dtype, ldb, 1) : dense(B, b_dtype, 1, ldb),
-                      C, c_dtype, ldc};
+                      C, c_dtype, ldc, a_dtype == LORAC_BF16 && b_dtype == LORAC_BF16};
   LORAC_TRY(ctx, run_gemm(ctx, level, pr); return LORAC_OK;)
 }
 

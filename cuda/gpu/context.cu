@@ -164,6 +164,14 @@ int lorac_device_name(lorac_ctx *ctx, char *buf, int32_t buf_len) {
   return LORAC_OK;
 }
 
+int lorac_set_compute_dtype(lorac_ctx *ctx, int32_t dtype) {
+  ENTER(ctx);
+  LORAC_REQUIRE(ctx, dtype == LORAC_BF16,
+                "lorac_set_compute_dtype: the GPU build multiplies NF4 weights in bf16 (%d) only, got %d", LORAC_BF16,
+                dtype);
+  return LORAC_OK;
+}
+
 int lorac_live_allocations(lorac_ctx *ctx, int64_t *count_out) {
   ENTER(ctx);
   LORAC_REQUIRE(ctx, count_out, "lorac_live_allocations: count_out is NULL");

@@ -33,7 +33,16 @@ export interface BackendOptions {
   deviceIndex?: number;
   /** CPU threads (default: all cores). */
   numThreads?: number;
+  /**
+   * The dtype the NF4 base GEMMs multiply in (default: f32 on the CPU, bf16 on CUDA, which has only bf16).
+   * "bf16" rounds both operands to bf16 as bitsandbytes' bf16 compute does and sums in f32, on CPUs with
+   * AMX or AVX512-BF16 (several times faster than f32 with AMX); CPUs without either compute in f32.
+   */
+  computeDtype?: ComputeDType;
 }
+
+/** What {@link BackendOptions.computeDtype} takes. */
+export type ComputeDType = "f32" | "bf16";
 
 function readCString(ptr: Deno.PointerValue): string {
   return ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
@@ -71,7 +80,16 @@ export class Backend implements Disposable {
     const out = new BigUint64Array(1);
     const status = lib.symbols.lorac_ctx_create(options.deviceIndex ?? 0, options.numThreads ?? 0, out);
     if (status !== 0) throw new KernelError(status, readCString(lib.symbols.lorac_last_error(null)));
-    return new Backend(kind, lib, Deno.UnsafePointer.create(out[0])!);
+    const backend = new Backend(kind, lib, Deno.UnsafePointer.create(out[0])!);
+    if (options.computeDtype !== undefined) {
+      try {
+        backend.check(lib.symbols.lorac_set_compute_dtype(backend.ctx, dtypeCode[options.computeDtype]));
+      } catch (e) {
+        backend.close();
+        throw e;
+      }
+    }
+    return backend;
   }
 
   /** The context pointer passed to every native call. */

@@ -9,7 +9,7 @@ import { buildCpu, buildCuda, hasNvcc, type LibraryKind, libraryPath } from "../
 import { type KernelLibrary, symbols } from "./symbols.ts";
 
 /** The ABI version this TypeScript expects (LORAC_ABI_VERSION of cuda/lorac.h). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Thrown when a kernel library cannot be built, found or opened. */
 export class LibraryError extends Error {

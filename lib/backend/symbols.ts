@@ -21,6 +21,8 @@ export const symbols = {
   lorac_last_error: { parameters: ["pointer"], result: "pointer" },
   /** int lorac_device_name(lorac_ctx *ctx, char *buf, int32_t buf_len); */
   lorac_device_name: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  /** int lorac_set_compute_dtype(lorac_ctx *ctx, int32_t dtype); */
+  lorac_set_compute_dtype: { parameters: ["pointer", "i32"], result: "i32" },
   /** int lorac_live_allocations(lorac_ctx *ctx, int64_t *count_out); */
   lorac_live_allocations: { parameters: ["pointer", "buffer"], result: "i32" },
   /** int lorac_alloc(lorac_ctx *ctx, int64_t bytes, void **ptr_out); */

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { type Backend, type DeviceChoice, openBackend } from "../backend/backend.ts";
+import { type Backend, type ComputeDType, type DeviceChoice, openBackend } from "../backend/backend.ts";
 import { DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_FIELDS, type Example, labelSet, readExamples } from "../data/examples.ts";
 import { pickExemplars } from "../data/few_shot.ts";
 import { checkLabelSet, formatLabels, parseLabelList, splitLabels } from "../data/labels.ts";
@@ -104,6 +104,8 @@ export interface PredictOptions {
   device?: DeviceChoice;
   /** CPU threads (default: all cores). */
   numThreads?: number;
+  /** What the NF4 base GEMMs multiply in (`--compute_dtype`; default: the device's, see BackendOptions). */
+  computeDtype?: ComputeDType;
   /** Console output (model loading, the progress bar): true (default) on stderr, false none, or a sink. */
   progress?: boolean | ProgressSink;
   /** Where a warning goes, one line each (default: stderr as `warning: ...`, none with `progress: false`). */
@@ -336,7 +338,10 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
 
   const adapter = useAdapter ? await readAdapter(options.outputDir) : null;
 
-  using backend = await openBackend(options.device ?? "auto", { numThreads: options.numThreads });
+  using backend = await openBackend(options.device ?? "auto", {
+    numThreads: options.numThreads,
+    computeDtype: options.computeDtype,
+  });
   const source = options.baseModelName ?? trained?.baseModelName ?? adapter?.config.baseModelNameOrPath ??
     await defaultModelSource();
   const adapterDir = options.outputDir.replace(/\/+$/, "");

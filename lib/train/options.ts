@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { DeviceChoice } from "../backend/backend.ts";
+import type { ComputeDType, DeviceChoice } from "../backend/backend.ts";
 import { DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_FIELDS } from "../data/examples.ts";
 import { DEFAULT_LORA_OPTIONS } from "../model/lora_params.ts";
 import { LINEAR_NAMES, type LinearName } from "../model/weights.ts";
@@ -127,6 +127,8 @@ export interface TrainOptions {
   device?: DeviceChoice;
   /** CPU threads (default: all cores). */
   numThreads?: number;
+  /** What the NF4 base GEMMs multiply in (`--compute_dtype`; default: the device's, see BackendOptions). */
+  computeDtype?: ComputeDType;
   /** Recompute activations in the backward (less memory). */
   recompute?: boolean;
   /**
@@ -142,8 +144,16 @@ export interface TrainOptions {
 
 /** Options with every default filled in. */
 export type ResolvedTrainOptions =
-  & Required<Omit<TrainOptions, "labels" | "templateFile" | "tokenizer" | "peakFlops" | "numThreads" | "baseModelName">>
-  & Pick<TrainOptions, "labels" | "templateFile" | "tokenizer" | "peakFlops" | "numThreads" | "baseModelName">;
+  & Required<
+    Omit<
+      TrainOptions,
+      "labels" | "templateFile" | "tokenizer" | "peakFlops" | "numThreads" | "computeDtype" | "baseModelName"
+    >
+  >
+  & Pick<
+    TrainOptions,
+    "labels" | "templateFile" | "tokenizer" | "peakFlops" | "numThreads" | "computeDtype" | "baseModelName"
+  >;
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(message);

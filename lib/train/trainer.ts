@@ -249,7 +249,7 @@ function frozenPrefixes(
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const started = performance.now();
   const o = resolveTrainOptions(options);
-  using backend = await openBackend(o.device, { numThreads: o.numThreads });
+  using backend = await openBackend(o.device, { numThreads: o.numThreads, computeDtype: o.computeDtype });
   const source = o.baseModelName ?? await defaultModelSource();
   const ownTokenizer = typeof o.tokenizer === "object" ? o.tokenizer : null;
   using loaded = await loadModel(source, backend, {
