@@ -78,6 +78,7 @@ Deno.test("cli: train then predict with exactly the seed's flags, in both decode
     assert.equal(metrics.examples, 7);
     assert.equal(metrics.unknown_gold, 1, "a test label outside the set counts as wrong, not as an error");
     assert.equal(metrics.run?.decode, decode);
+    assert.equal(metrics.run?.compute_dtype, "f32", "the CPU multiplies in f32 unless told otherwise");
     const rows = table.rows.map((r) => r.values);
     const valid = rows.filter((v) => v[3] === "true").length;
     assert.equal(metrics.invalid_predictions, rows.length - valid);
@@ -96,6 +97,24 @@ Deno.test("cli: train then predict with exactly the seed's flags, in both decode
       }
     }
   }
+
+  // --compute_dtype bf16 (bf16 products where the CPU has AMX or AVX512-BF16) moves the label probabilities
+  // by about bf16's rounding, no more.
+  const bf16 = await lorac(
+    "predict",
+    ...["--base_path", dir, "--test_file", "test.csv", "--base_model_name", model, "--output_dir", out],
+    ...["--save_csv", "predictions_bf16.csv", "--decode", "score", "--compute_dtype", "bf16"],
+  );
+  assert.equal(bf16.code, 0, `bf16 compute: ${bf16.stderr} (seed ${rng.seed})`);
+  const run = (JSON.parse(await Deno.readTextFile(`${out}/metrics.json`)) as MetricsJson).run;
+  assert.equal(run?.compute_dtype, "bf16", "metrics.json says what the base multiplied in");
+  const probabilities = async (name: string) =>
+    parseCsv(await Deno.readTextFile(`${out}/${name}`), name).rows.flatMap((r) => r.values.slice(4).map(Number));
+  const [f32Probs, bf16Probs] = [
+    await probabilities("predictions_score.csv"),
+    await probabilities("predictions_bf16.csv"),
+  ];
+  bf16Probs.forEach((p, i) => assert.ok(Math.abs(p - f32Probs[i]) < 0.02, `bf16 ${p} vs f32 ${f32Probs[i]}`));
   await Deno.remove(dir, { recursive: true });
 });
 

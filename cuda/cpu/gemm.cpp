@@ -3,14 +3,15 @@
 //
 //   for each nc-wide column block of C        (per thread: its own tile of C)
 //     for each kc-deep slice of the reduction
-//       pack B's kc x nc panel: NF4 dequantized / bf16 converted to f32 once,
-//       then reused by every row of C
+//       pack B's kc x nc panel: NF4 dequantized / bf16 converted to f32 (or,
+//       for bf16 products, rounded to bf16) once, then reused by every row of C
 //       for each mc-tall row block: pack A's mc x kc block
 //         for each mr x nr tile: micro-kernel (gemm_avx2.cpp, gemm_avx512.cpp,
-//         or the plain loop below)
+//         gemm_amx.cpp, or the plain loop below)
 //
 // Accumulation is fp32; a bf16 C collects its sum in an fp32 workspace and is
-// rounded once at the end. The kernel path is picked at run time from the CPU
+// rounded once at the end. Products are of f32 operands, or of operands rounded
+// to bf16 when both are bf16 or the context computes in bf16 (AMX or AVX512-BF16). The kernel path is picked at run time from the CPU
 // and lowered by LORAC_CPU_ISA=portable|avx2|avx512|amx (read on every call, so
 // tests can run each path).
 #include <omp.h>
@@ -105,8 +106,11 @@ static void pack(const Operand &op, int64_t x0, int64_t xn, int64_t k0, int64_t 
     void *panel = (char *)dst + (size_t)(s / w) * w * kp * elem;
     const int ws = (int)std::min<int64_t>(w, xn - s);
 #if defined(__x86_64__)
-    if (P == kPackAmx && is_a && op.dtype == LORAC_F32 && op.sk == 1) {
-      amx_pack_a_f32((const float *)op.p + (x0 + s) * op.sx + k0, op.sx, ws, kn, kp, (uint16_t *)panel);
+    if (P == kPackAmx && is_a && op.dtype != LORAC_NF4 && op.sk == 1) {
+      const int64_t at = (x0 + s) * op.sx + k0;
+      const bool bf16 = op.dtype == LORAC_BF16;
+      const void *src = bf16 ? (const void *)((const uint16_t *)op.p + at) : (const float *)op.p + at;
+      amx_pack_a(src, bf16, op.sx, ws, kn, kp, (uint16_t *)panel);
       continue;
     }
     if (P == kPackAmx && !is_a && op.dtype == LORAC_NF4 &&

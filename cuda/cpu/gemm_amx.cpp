@@ -108,15 +108,17 @@ const GemmKernel kAmx = {kMr, kNr, 256, 512, 2048, kPackAmx, kernel_amx};
 
 const GemmKernel *gemm_kernel_amx_bf16() { return &kAmx; }
 
-void amx_pack_a_f32(const float *src, int64_t ld, int rows, int64_t kn, int64_t kp, uint16_t *panel) {
+void amx_pack_a(const void *src, bool bf16, int64_t ld, int rows, int64_t kn, int64_t kp, uint16_t *panel) {
   for (int64_t c = 0; c < kp / 32; c++) {
     const int64_t left = std::max<int64_t>(0, std::min<int64_t>(32, kn - 32 * c));
-    const __mmask16 m0 = (__mmask16)((1u << std::min<int64_t>(left, 16)) - 1);
-    const __mmask16 m1 = (__mmask16)((1u << std::max<int64_t>(left - 16, 0)) - 1);
+    const __mmask32 m = (__mmask32)((1ull << left) - 1);
+    const __mmask16 m0 = (__mmask16)m, m1 = (__mmask16)(m >> 16);
     for (int j = 0; j < kMr; j++) {
       __m512i out = _mm512_setzero_si512();
-      if (j < rows) {
-        const float *row = src + j * ld + 32 * c;
+      if (j < rows && bf16) {
+        out = _mm512_maskz_loadu_epi16(m, (const uint16_t *)src + j * ld + 32 * c);
+      } else if (j < rows) {
+        const float *row = (const float *)src + j * ld + 32 * c;
         out = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + 16), _mm512_maskz_loadu_ps(m0, row));
       }
       _mm512_store_si512(panel + (c * kMr + j) * 32, out);

@@ -52,9 +52,9 @@ const GemmKernel *gemm_kernel_amx_bf16();
 bool lorac_amx_usable();
 
 // The AMX kernel's packers for its two common operands (AVX-512, gemm_amx.cpp).
-// A: `rows` (<= 32) rows of f32 with k contiguous, row stride ld, into
-// [kp/32][32][32] bf16, zero past kn and past the rows.
-void amx_pack_a_f32(const float *src, int64_t ld, int rows, int64_t kn, int64_t kp, uint16_t *panel);
+// A: `rows` (<= 32) rows of f32 (or bf16) with k contiguous, row stride ld,
+// into [kp/32][32][32] bf16, zero past kn and past the rows.
+void amx_pack_a(const void *src, bool bf16, int64_t ld, int rows, int64_t kn, int64_t kp, uint16_t *panel);
 // B: the NF4 operand's elements (x0..x0+xn, k0..k0+kn), element (x, k) at flat
 // index x * sx + k * sk, into [kn/2][32] bf16 pairs. False when the panel is
 // not one this path takes (a partial panel, or blocks that do not start on a
