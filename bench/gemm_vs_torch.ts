@@ -233,6 +233,7 @@ async function main(): Promise<void> {
   );
   console.log(
     "ours bf16 = f32 input and output as in the model, --compute_dtype bf16 (bf16 products on AMX or AVX512-BF16); " +
+      "%peak bf16 is of the vdpbf16ps peak, which AMX tiles exceed; " +
       "'vs torch' = our GFLOP/s / torch's (> 1: we are faster)",
   );
   // Each table's %peak uses the peak measured the same way.
