@@ -21,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "common.h"
 #include "gemm_kernels.h"
@@ -233,10 +234,20 @@ static Buffer alloc_floats(int64_t n) {
   return Buffer((char *)p);
 }
 
+// A buffer of at least `n` floats in `buf` (holding `have`), replaced by a larger one when needed.
+struct Grown {
+  Buffer buf;
+  int64_t have = 0;
+  float *at_least(int64_t n) {
+    if (n > have) buf = alloc_floats(n), have = n;
+    return (float *)buf.get();
+  }
+};
+
 // One thread's scratch: packed A block, packed B panel, a decode row, and the
 // fp32 sums of a bf16 C.
 struct Scratch {
-  Buffer a, b, tmp, ws;
+  Grown a, b, tmp, ws;
 };
 
 // The block size at most `most` (a multiple of `align`) that cuts `total`
@@ -275,21 +286,21 @@ static void gemm_tile(const GemmKernel &kern, const Blocks &bl, const Problem &p
                       int64_t n0, int64_t n1, Scratch &s) {
   const bool direct = pr.c_dtype == LORAC_F32;
   const size_t elem = P == kPackF32 ? sizeof(float) : sizeof(uint16_t);
-  float *ws = (float *)s.ws.get();
+  float *ws = (float *)s.ws.buf.get();
   for (int64_t jc = n0; jc < n1; jc += bl.nc) {
     const int64_t nc = std::min<int64_t>(bl.nc, n1 - jc);
     for (int64_t pc = 0; pc < pr.K; pc += bl.kc) {
       const int64_t kc = std::min<int64_t>(bl.kc, pr.K - pc);
       const int64_t kp = padded_k(P, kc);
       const int64_t steps = P == kPackF32 ? kp : kp / (P == kPackAmx ? 32 : 2);
-      pack<P, false>(pr.b, jc, nc, pc, kc, kern.nr, s.b.get(), (float *)s.tmp.get());
+      pack<P, false>(pr.b, jc, nc, pc, kc, kern.nr, s.b.buf.get(), (float *)s.tmp.buf.get());
       for (int64_t ic = m0; ic < m1; ic += bl.mc) {
         const int64_t mc = std::min<int64_t>(bl.mc, m1 - ic);
-        pack<P, true>(pr.a, ic, mc, pc, kc, kern.mr, s.a.get(), (float *)s.tmp.get());
+        pack<P, true>(pr.a, ic, mc, pc, kc, kern.mr, s.a.buf.get(), (float *)s.tmp.buf.get());
         for (int64_t jr = 0; jr < nc; jr += kern.nr) {
-          const char *bp = s.b.get() + (size_t)(jr * kp) * elem;
+          const char *bp = s.b.buf.get() + (size_t)(jr * kp) * elem;
           for (int64_t ir = 0; ir < mc; ir += kern.mr) {
-            const char *ap = s.a.get() + (size_t)(ir * kp) * elem;
+            const char *ap = s.a.buf.get() + (size_t)(ir * kp) * elem;
             const int m = (int)std::min<int64_t>(kern.mr, mc - ir), n = (int)std::min<int64_t>(kern.nr, nc - jr);
             if (direct)
               kern.run(steps, ap, bp, (float *)pr.c + (ic + ir) * pr.ldc + jc + jr, pr.ldc, pr.alpha,
@@ -338,13 +349,17 @@ static void run_gemm(lorac_ctx *ctx, IsaLevel level, const Problem &pr) {
   const int64_t rows = round_up((pr.M + tm - 1) / tm, kern.mr);
   const int64_t cols = round_up((pr.N + tn - 1) / tn, kern.nr);
   const Blocks bl = blocks_for(kern, std::min(rows, pr.M), std::min(cols, pr.N), pr.K);
-  // Allocated here, not inside the parallel region, so a failure is a clean error.
-  std::unique_ptr<Scratch[]> scratch(new Scratch[threads]);
+  // Grown here, not inside the parallel region, so a failure is a clean error. The calling
+  // thread keeps them between calls: mapping and faulting in megabytes of fresh pages on
+  // every call cost more than a small GEMM.
+  static thread_local std::vector<Scratch> kept;
+  if ((int)kept.size() < threads) kept.resize(threads);
+  Scratch *scratch = kept.data();  // the calling thread's: a worker naming `kept` would get its own
   for (int t = 0; t < threads; t++) {
-    scratch[t].a = alloc_floats(round_up(bl.mc, kern.mr) * padded_k(kern.packing, bl.kc));
-    scratch[t].b = alloc_floats(round_up(bl.nc, kern.nr) * padded_k(kern.packing, bl.kc));
-    scratch[t].tmp = alloc_floats(std::max<int64_t>({bl.kc, kern.mr, kern.nr}));
-    if (pr.c_dtype != LORAC_F32) scratch[t].ws = alloc_floats(rows * bl.nc);
+    scratch[t].a.at_least(round_up(bl.mc, kern.mr) * padded_k(kern.packing, bl.kc));
+    scratch[t].b.at_least(round_up(bl.nc, kern.nr) * padded_k(kern.packing, bl.kc));
+    scratch[t].tmp.at_least(std::max<int64_t>({bl.kc, kern.mr, kern.nr}));
+    if (pr.c_dtype != LORAC_F32) scratch[t].ws.at_least(rows * bl.nc);
   }
   // One tile per thread; the loop covers every tile even if OpenMP grants fewer threads.
 #pragma omp parallel num_threads(threads)
