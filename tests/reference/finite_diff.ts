@@ -27,3 +27,26 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 }
+
+/**
+ * Asserts that `numeric`, a central difference of a loss along the direction
+ * `u`, equals <grad, u> to within `tol` |grad| |u|. The difference's error
+ * (its step and float rounding) scales with |grad| |u|, not with <grad, u>,
+ * which nearly cancels for some u: bounded relative to itself, such a check
+ * fails on random directions now and then. `grad` and `u` are lists of parts
+ * (e.g. dQ, dK, dV) taken as one vector.
+ */
+export function assertDirectionalDerivative(
+  numeric: number,
+  grad: readonly ArrayLike<number>[],
+  u: readonly ArrayLike<number>[],
+  tol: number,
+  what: string,
+): void {
+  const analytic = grad.reduce((s, g, i) => s + dot(g, u[i]), 0);
+  const norm = (parts: readonly ArrayLike<number>[]) => Math.sqrt(parts.reduce((s, p) => s + dot(p, p), 0));
+  const bound = tol * norm(grad) * norm(u);
+  if (!(Math.abs(numeric - analytic) <= bound)) {
+    throw new Error(`${what}: <grad, u> ${analytic}, finite difference ${numeric}: more than ${bound} apart`);
+  }
+}
