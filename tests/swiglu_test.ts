@@ -1,7 +1,7 @@
 import { openBackend } from "../lib/backend/backend.ts";
 import { swigluBackward, swigluForward } from "../lib/backend/swiglu.ts";
 import { assertClose } from "./reference/compare.ts";
-import { dot, numericGradient } from "./reference/finite_diff.ts";
+import { assertDirectionalDerivative, dot, numericGradient } from "./reference/finite_diff.ts";
 import { download, poisoned, upload } from "./reference/float_tensors.ts";
 import { Rng } from "./reference/random.ts";
 import { swigluBackwardRef, swigluRef } from "./reference/swiglu.ts";
@@ -65,5 +65,6 @@ Deno.test("swiglu: the kernel's backward equals a finite difference of the kerne
   using dgate = backend.empty([n], "f32");
   using dup = backend.empty([n], "f32");
   swigluBackward(backend, gt, ut, dout, dgate, dup);
-  assertClose([numeric], [dot(dgate.toHost(), ug) + dot(dup.toHost(), uu)], 1e-3, `seed ${rng.seed}`);
+  // To 5e-6 |grad| |u| (the worst of 40 runs: 7.8e-7), not relative to <grad, u>, which nearly cancels for some u.
+  assertDirectionalDerivative(numeric, [dgate.toHost(), dup.toHost()], [ug, uu], 5e-6, `seed ${rng.seed}`);
 });
