@@ -43,7 +43,8 @@ import { buildCpu } from "../cuda/build.ts";
 import { readCsv } from "../lib/data/csv.ts";
 import { DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_FIELDS, labelSet, readExamples } from "../lib/data/examples.ts";
 import { smollm2Gguf } from "../lib/model/default_model.ts";
-import type { ComputeDType } from "../lib/backend/backend.ts";
+import { COMPUTE_DTYPES, type ComputeDType } from "../lib/backend/backend.ts";
+import { oneOf } from "../cli/options.ts";
 import type { DecodeMode } from "../lib/predict/decode.ts";
 import { train } from "../lib/train/trainer.ts";
 import type { LoracPredictConfig, PredictSideReport } from "./lorac_predict.ts";
@@ -93,10 +94,6 @@ function parseFlags(args: string[]): Args {
   if (baseDtype !== "nf4" && baseDtype !== "f32" && baseDtype !== "bf16") {
     throw new RangeError(`--base_dtype ${baseDtype}: give nf4, f32 or bf16`);
   }
-  const computeDtype = f.compute_dtype;
-  if (computeDtype !== "f32" && computeDtype !== "bf16") {
-    throw new RangeError(`--compute_dtype ${computeDtype}: give f32 or bf16`);
-  }
   return {
     n: int("n"),
     threads: int("threads", navigator.hardwareConcurrency),
@@ -104,7 +101,7 @@ function parseFlags(args: string[]): Args {
     batchTokens: int("batch_tokens"),
     maxSeqLength: int("max_seq_length"),
     baseDtype,
-    computeDtype,
+    computeDtype: oneOf("--compute_dtype", COMPUTE_DTYPES)(f.compute_dtype),
     adapter: f.adapter,
     out: f.out ?? new URL("results/predict.json", import.meta.url).pathname,
   };

@@ -38,7 +38,8 @@
  * @module
  */
 
-import type { ComputeDType } from "../lib/backend/backend.ts";
+import { COMPUTE_DTYPES, type ComputeDType } from "../lib/backend/backend.ts";
+import { oneOf } from "../cli/options.ts";
 import { buildCpu } from "../cuda/build.ts";
 import { DEFAULT_LABEL_COLUMN, DEFAULT_TEXT_FIELDS, labelSet, readExamples } from "../lib/data/examples.ts";
 import { PromptTemplate } from "../lib/data/prompts.ts";
@@ -114,10 +115,7 @@ function parseArgs(args: string[]): Args {
     if (!(v in VARIANTS)) throw new Error(`--variants: unknown variant ${v}; pick from ${Object.keys(VARIANTS)}`);
   }
   const out = flags.get("--out") ?? DEFAULT_OUT;
-  const computeDtype = flags.get("--compute_dtype") ?? "f32";
-  if (computeDtype !== "f32" && computeDtype !== "bf16") {
-    throw new Error(`--compute_dtype ${computeDtype}: give f32 or bf16`);
-  }
+  const computeDtype = oneOf("--compute_dtype", COMPUTE_DTYPES)(flags.get("--compute_dtype") ?? "f32");
   flags.delete("--variants");
   flags.delete("--out");
   flags.delete("--compute_dtype");

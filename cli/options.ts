@@ -13,7 +13,7 @@
  */
 
 import type { Command } from "commander";
-import type { ComputeDType, DeviceChoice } from "../lib/backend/backend.ts";
+import { COMPUTE_DTYPES, type ComputeDType, type DeviceChoice } from "../lib/backend/backend.ts";
 import { LINEAR_NAMES, type LinearName } from "../lib/model/weights.ts";
 import type { PredictOptions } from "../lib/predict/predict.ts";
 import { DECODE_MODES, type DecodeMode } from "../lib/predict/decode.ts";
@@ -223,7 +223,7 @@ const SPECS = {
     help: "what the NF4 base multiplies in: f32 | bf16 (bf16 rounds both operands as bitsandbytes' bf16 " +
       "compute does, on CPUs with AMX or AVX512-BF16; default: f32 on the CPU, bf16 on CUDA, which has " +
       "only bf16)",
-    parse: oneOf("--compute_dtype", ["f32", "bf16"] as const),
+    parse: oneOf("--compute_dtype", COMPUTE_DTYPES),
   },
   batch_tokens: {
     flags: "--batch_tokens <n>",

@@ -68,20 +68,30 @@ const nf4Cases = [
   { M: 4, N: 5, K: 0, blocksize: 64 }, // empty reduction: Y = 0 (or unchanged)
 ];
 
+/**
+ * A random NF4 [N, K] weight on the backend (`q`, disposed with the result) and `w`, what it dequantizes to: the
+ * f32 products of codes and absmax (exact in float64, then rounded).
+ */
+function randomNf4(backend: Backend, rng: Rng, N: number, K: number, blocksize: number) {
+  const packed = new Uint8Array(N * K / 2).map(() => rng.int(0, 255));
+  const absmax = new Float32Array(N * K / blocksize).map(() => rng.uniform(0.01, 2));
+  const q = nf4Weight(
+    packed.length ? backend.fromHost(packed, [N, K], "nf4") : backend.empty([N, K], "nf4"),
+    absmax.length ? backend.fromHost(absmax, [absmax.length], "f32") : backend.empty([0], "f32"),
+    blocksize,
+  );
+  const w = Float32Array.from(nf4DequantizeRef(packed, absmax, N * K, blocksize));
+  return { q, w, [Symbol.dispose]: () => q[Symbol.dispose]() };
+}
+
 for (const path of paths) {
   for (const direction of ["forward", "dx"] as const) {
     Deno.test(`gemm: nf4 ${direction} matches the float64 reference (${path})`, async () => {
       using backend = await openBackend("cpu");
       const rng = new Rng();
       for (const { M, N, K, blocksize } of nf4Cases) {
-        const packed = new Uint8Array(N * K / 2).map(() => rng.int(0, 255));
-        const absmax = new Float32Array(N * K / blocksize).map(() => rng.uniform(0.01, 2));
-        const w = nf4DequantizeRef(packed, absmax, N * K, blocksize);
-        using q = nf4Weight(
-          packed.length ? backend.fromHost(packed, [N, K], "nf4") : backend.empty([N, K], "nf4"),
-          absmax.length ? backend.fromHost(absmax, [absmax.length], "f32") : backend.empty([0], "f32"),
-          blocksize,
-        );
+        using nf4 = randomNf4(backend, rng, N, K, blocksize);
+        const { q, w } = nf4;
         const [inRows, inCols, outCols] = direction === "forward" ? [M, K, N] : [M, N, K];
         const input = rng.normals(inRows * inCols);
         const old = rng.normals(M * outCols);
@@ -122,15 +132,8 @@ for (const path of paths) {
     // the last case has only such panels and tiles, over three k slices.
     const cases = [...nf4Cases.filter((c) => c.M * c.N * c.K > 0), { M: 64, N: 64, K: 1088, blocksize: 64 }];
     for (const { M, N, K, blocksize } of cases) {
-      const packed = new Uint8Array(N * K / 2).map(() => rng.int(0, 255));
-      const absmax = new Float32Array(N * K / blocksize).map(() => rng.uniform(0.01, 2));
-      // The f32 products of codes and absmax the library dequantizes to (exact in float64, then rounded).
-      const w = Float32Array.from(nf4DequantizeRef(packed, absmax, N * K, blocksize));
-      using q = nf4Weight(
-        backend.fromHost(packed, [N, K], "nf4"),
-        backend.fromHost(absmax, [absmax.length], "f32"),
-        blocksize,
-      );
+      using nf4 = randomNf4(backend, rng, N, K, blocksize);
+      const { q, w } = nf4;
       for (const direction of ["forward", "dx"] as const) {
         const [inCols, outCols] = direction === "forward" ? [K, N] : [N, K];
         const x = rng.normals(M * inCols);

@@ -11,9 +11,10 @@
 //
 // Accumulation is fp32; a bf16 C collects its sum in an fp32 workspace and is
 // rounded once at the end. Products are of f32 operands, or of operands rounded
-// to bf16 when both are bf16 or the context computes in bf16 (AMX or AVX512-BF16). The kernel path is picked at run time from the CPU
-// and lowered by LORAC_CPU_ISA=portable|avx2|avx512|amx (read on every call, so
-// tests can run each path).
+// to bf16 when both are bf16 or the context computes in bf16 (AMX or
+// AVX512-BF16). The kernel path is picked at run time from the CPU and lowered
+// by LORAC_CPU_ISA=portable|avx2|avx512|amx (read on every call, so tests can
+// run each path).
 #include <omp.h>
 
 #include <algorithm>
@@ -80,10 +81,14 @@ static const float *load_run(const Operand &op, int64_t i0, int64_t count, float
 
 static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
-// Panel length along k: bf16 pairs pad an odd k with a zero, AMX tiles to 32.
-static inline int64_t padded_k(GemmPacking packing, int64_t k) {
-  return packing == kPackF32 ? k : round_up(k, packing == kPackAmx ? 32 : 2);
+// The k elements one micro-kernel step takes: an element (f32), a pair (bf16
+// pairs) or an AMX tile's 32.
+static inline int64_t k_step(GemmPacking packing) {
+  return packing == kPackF32 ? 1 : packing == kPackAmx ? 32 : 2;
 }
+
+// Panel length along k: a whole number of steps, padded with zeros.
+static inline int64_t padded_k(GemmPacking packing, int64_t k) { return round_up(k, k_step(packing)); }
 
 // Element (j, k) of a micro-panel of width w; `is_a`: the panel is A's (AMX lays A out by rows).
 template <GemmPacking P, bool is_a>
@@ -263,7 +268,7 @@ struct Blocks {
 };
 
 static Blocks blocks_for(const GemmKernel &kern, int64_t rows, int64_t cols, int64_t K) {
-  return {balanced(rows, kern.mc, kern.mr), balanced(K, kern.kc, padded_k(kern.packing, 1)),
+  return {balanced(rows, kern.mc, kern.mr), balanced(K, kern.kc, std::max<int64_t>(2, k_step(kern.packing))),
           balanced(cols, kern.nc, kern.nr)};
 }
 
@@ -292,7 +297,7 @@ static void gemm_tile(const GemmKernel &kern, const Blocks &bl, const Problem &p
     for (int64_t pc = 0; pc < pr.K; pc += bl.kc) {
       const int64_t kc = std::min<int64_t>(bl.kc, pr.K - pc);
       const int64_t kp = padded_k(P, kc);
-      const int64_t steps = P == kPackF32 ? kp : kp / (P == kPackAmx ? 32 : 2);
+      const int64_t steps = kp / k_step(P);
       pack<P, false>(pr.b, jc, nc, pc, kc, kern.nr, s.b.buf.get(), (float *)s.tmp.buf.get());
       for (int64_t ic = m0; ic < m1; ic += bl.mc) {
         const int64_t mc = std::min<int64_t>(bl.mc, m1 - ic);

@@ -44,6 +44,9 @@ export interface BackendOptions {
 /** What {@link BackendOptions.computeDtype} takes. */
 export type ComputeDType = "f32" | "bf16";
 
+/** The compute dtypes, for option parsing. */
+export const COMPUTE_DTYPES: readonly ComputeDType[] = ["f32", "bf16"];
+
 function readCString(ptr: Deno.PointerValue): string {
   return ptr === null ? "" : Deno.UnsafePointerView.getCString(ptr);
 }
@@ -65,12 +68,15 @@ function hostArray<D extends DType>(dtype: D, bytes: ArrayBuffer, n: number): Ho
 export class Backend implements Disposable {
   /** Which build runs the kernels. */
   readonly kind: LibraryKind;
+  /** What the NF4 base GEMMs multiply in: as asked, else the device's default. */
+  readonly computeDtype: ComputeDType;
   /** The library handle (symbols of cuda/lorac.h). */
   readonly lib: KernelLibrary;
   #ctx: Deno.PointerObject | null;
 
-  private constructor(kind: LibraryKind, lib: KernelLibrary, ctx: Deno.PointerObject) {
+  private constructor(kind: LibraryKind, lib: KernelLibrary, ctx: Deno.PointerObject, computeDtype: ComputeDType) {
     this.kind = kind;
+    this.computeDtype = computeDtype;
     this.lib = lib;
     this.#ctx = ctx;
   }
@@ -80,7 +86,8 @@ export class Backend implements Disposable {
     const out = new BigUint64Array(1);
     const status = lib.symbols.lorac_ctx_create(options.deviceIndex ?? 0, options.numThreads ?? 0, out);
     if (status !== 0) throw new KernelError(status, readCString(lib.symbols.lorac_last_error(null)));
-    const backend = new Backend(kind, lib, Deno.UnsafePointer.create(out[0])!);
+    const computeDtype = options.computeDtype ?? (kind === "cuda" ? "bf16" : "f32");
+    const backend = new Backend(kind, lib, Deno.UnsafePointer.create(out[0])!, computeDtype);
     if (options.computeDtype !== undefined) {
       try {
         backend.check(lib.symbols.lorac_set_compute_dtype(backend.ctx, dtypeCode[options.computeDtype]));

@@ -440,7 +440,7 @@ export async function predict(options: PredictOptions): Promise<PredictResult> {
     test_file: r.testPath,
     decode: r.decode,
     device: backend.deviceName,
-    compute_dtype: options.computeDtype ?? (backend.kind === "cuda" ? "bf16" : "f32"),
+    compute_dtype: backend.computeDtype,
     examples: test.length,
     truncated_texts: truncated,
     decode_seconds: Number(decodeSeconds.toFixed(2)),
